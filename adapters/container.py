@@ -1,0 +1,42 @@
+"""The composition root: the one place that turns settings into infrastructure."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from sqlalchemy import Engine
+
+from adapters import database
+from adapters.eventstore import LedgerStore, open_store
+from settings import Settings
+
+
+class Container:
+    """Builds each piece on first use and closes what it opened, in reverse order."""
+
+    def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
+        self.settings = settings
+        self.url = settings.database.url
+        if migrate:
+            database.upgrade(self.url)
+
+    @cached_property
+    def store(self) -> LedgerStore:
+        database.ensure_sqlite_directory(self.url)
+        return open_store(self.url)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return database.create_db_engine(self.url, pool_pre_ping=True)
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+        if "store" in self.__dict__:
+            self.store.close()
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,73 @@
+"""The audit log view: stored events as plain records, paged and filtered by type."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from eventsourcing.persistence import Notification
+
+from adapters.eventstore import ChainedMapper, LedgerStore, split_state
+from domain.account import Account
+from domain.agent_run import AgentRun
+from domain.gateway import Gateway
+from domain.market import Market
+
+AGGREGATES = (Account, Market, AgentRun, Gateway)
+MAX_PAGE = 10_000
+
+
+def _event_classes() -> dict[str, list[str]]:
+    """Short event type name (`OrderFilled`) -> stored topics (`Stopped` has two streams)."""
+    types: dict[str, list[str]] = {}
+    for aggregate in AGGREGATES:
+        for name, member in vars(aggregate).items():
+            if isinstance(member, type) and issubclass(member, aggregate.Event | aggregate.Created) \
+                    and name not in ("Event", "Created"):
+                types.setdefault(name, []).append(f"{member.__module__}:{member.__qualname__}")
+    return types
+
+
+EVENT_TYPES = _event_classes()
+
+
+class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
+    position: int
+    stream: str
+    version: int
+    type: str
+    at: datetime
+    data: dict[str, Any]
+
+
+def event_type(topic: str) -> str:
+    return topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
+
+
+def to_record(n: Notification) -> EventRecord:
+    event = ChainedMapper.decode(n.topic, n.originator_id, n.originator_version, split_state(n.state)[1])
+    data = {k: v for k, v in vars(event).items() if k not in ("originator_id", "originator_version", "timestamp",
+                                                             "originator_topic")}
+    return EventRecord(position=n.id, stream=str(n.originator_id), version=n.originator_version,
+                       type=event_type(n.topic), at=event.timestamp, data=msgspec.to_builtins(data))
+
+
+def unknown_types(types: list[str]) -> list[str]:
+    return [t for t in types if t not in EVENT_TYPES]
+
+
+def page(store: LedgerStore, *, after: int = 0, limit: int = 100, types: list[str] | None = None) -> list[EventRecord]:
+    """Up to `limit` events after a log position, optionally only of the given types."""
+    if limit < 1 or limit > MAX_PAGE:
+        raise ValueError(f"limit: expected 1..{MAX_PAGE}, got {limit}")
+    if after < 0:
+        raise ValueError(f"after: expected a position >= 0, got {after}")
+    bad = unknown_types(types or [])
+    if bad:
+        raise ValueError(f"type: unknown event type {', '.join(bad)}; known: {', '.join(sorted(EVENT_TYPES))}")
+    topics = [topic for t in types or [] for topic in EVENT_TYPES[t]]
+    notifications = store.recorder.select_notifications(
+        start=after, limit=limit, topics=topics, inclusive_of_start=False
+    )
+    return [to_record(n) for n in notifications]

@@ -1,0 +1,236 @@
+"""The event store: eventsourcing's recorders, a typed msgspec mapper, hash chains.
+
+Stored event state is `digest || payload`: the payload is the msgspec JSON of
+the event's fields; the digest is SHA-256 over the previous digest of the same
+stream, the stream id, the version, the topic and the payload. Editing,
+removing or reordering a stored event breaks the chain at that event.
+
+The event classes' own type hints drive decoding, so `Decimal`, aware
+`datetime`, enums, UUIDs and nested structs come back as the types they were
+(the library's default JSON transcoder turns a str-enum into a plain str).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+import msgspec
+from eventsourcing.application import Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    EventStore,
+    Mapper,
+    Notification,
+    Recording,
+    StoredEvent,
+    Transcoder,
+)
+from eventsourcing.utils import get_topic, resolve_topic
+
+DIGEST_SIZE = 32
+GENESIS = bytes(DIGEST_SIZE)
+_ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version"})
+
+
+def chain_digest(previous: bytes, originator_id: UUID, version: int, topic: str, payload: bytes) -> bytes:
+    h = hashlib.sha256(previous)
+    h.update(originator_id.bytes)
+    h.update(version.to_bytes(8, "big"))
+    h.update(topic.encode())
+    h.update(payload)
+    return h.digest()
+
+
+def split_state(state: bytes) -> tuple[bytes, bytes]:
+    return state[:DIGEST_SIZE], state[DIGEST_SIZE:]
+
+
+class MsgspecTranscoder(Transcoder):
+    """Untyped JSON, for callers that only want a dict (the audit log view)."""
+
+    def __init__(self) -> None:
+        self.encoder = msgspec.json.Encoder(decimal_format="string")
+
+    def encode(self, obj: Any) -> bytes:
+        return self.encoder.encode(obj)
+
+    def decode(self, data: bytes) -> Any:
+        return msgspec.json.decode(data)
+
+
+@lru_cache(maxsize=None)
+def state_decoder(event_class: type) -> msgspec.json.Decoder[Any]:
+    hints = typing.get_type_hints(event_class)
+    fields = [
+        (name, hints[name])
+        for name in (f.name for f in dataclasses.fields(event_class))
+        if name not in _ENVELOPE_FIELDS
+    ]
+    return msgspec.json.Decoder(msgspec.defstruct(f"{event_class.__name__}State", fields))
+
+
+class ChainedMapper(Mapper[UUID]):
+    """Maps domain events to `StoredEvent(state=payload)` and back from `digest || payload`."""
+
+    def __init__(self) -> None:
+        super().__init__(transcoder=MsgspecTranscoder())
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=get_topic(type(domain_event)),
+            state=self.transcoder.encode(state),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        return self.decode(stored_event.topic, stored_event.originator_id, stored_event.originator_version,
+                           split_state(stored_event.state)[1])
+
+    @staticmethod
+    def decode(topic: str, originator_id: UUID | str, version: int, payload: bytes) -> Any:
+        cls = resolve_topic(topic)
+        decoded = state_decoder(cls).decode(payload)
+        state = {f: getattr(decoded, f) for f in decoded.__struct_fields__}
+        state["originator_id"] = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+        state["originator_version"] = version
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state)
+        return event
+
+
+class ChainHeads:
+    """The last (version, digest) of each stream this process has seen.
+
+    Only a head whose version is exactly the one before an append is trusted;
+    anything else is read from the recorder, so a stale cache can never link
+    an event to the wrong predecessor.
+    """
+
+    def __init__(self, recorder: AggregateRecorder) -> None:
+        self.recorder = recorder
+        self.heads: dict[UUID, tuple[int, bytes]] = {}
+
+    def previous(self, originator_id: UUID, version: int) -> bytes:
+        if version == 1:
+            return GENESIS
+        cached = self.heads.get(originator_id)
+        if cached is not None and cached[0] == version - 1:
+            return cached[1]
+        last = self.recorder.select_events(originator_id, lte=version - 1, desc=True, limit=1)
+        return split_state(last[0].state)[0] if last else GENESIS
+
+    def observe(self, originator_id: UUID, version: int, digest: bytes) -> None:
+        cached = self.heads.get(originator_id)
+        if cached is None or version >= cached[0]:
+            self.heads[originator_id] = (version, digest)
+
+    def forget(self, originator_ids: set[UUID]) -> None:
+        for originator_id in originator_ids:
+            self.heads.pop(originator_id, None)
+
+
+class ChainedEventStore(EventStore[UUID]):
+    def __init__(self, mapper: Mapper[UUID], recorder: AggregateRecorder) -> None:
+        super().__init__(mapper, recorder)
+        self.heads = ChainHeads(recorder)
+
+    def put(self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any) -> list[Recording[UUID]]:
+        chained = [self.chain(self.mapper.to_stored_event(e)) for e in domain_events]
+        try:
+            ids = self.recorder.insert_events(chained, **kwargs)
+        except Exception:
+            # The append did not happen: the heads we advanced are not in the store.
+            self.heads.forget({s.originator_id for s in chained})
+            raise
+        return [] if not ids else self.recordings(domain_events, chained, ids)
+
+    def chain(self, stored: StoredEvent) -> StoredEvent:
+        oid, version = stored.originator_id, stored.originator_version
+        digest = chain_digest(self.heads.previous(oid, version), oid, version, stored.topic, stored.state)
+        self.heads.observe(oid, version, digest)
+        return StoredEvent(oid, version, stored.topic, digest + stored.state)
+
+    @staticmethod
+    def recordings(
+        domain_events: Sequence[DomainEventProtocol[UUID]], stored: Sequence[StoredEvent], ids: Sequence[int]
+    ) -> list[Recording[UUID]]:
+        return [
+            Recording(d, Notification(id=n, originator_id=s.originator_id, originator_version=s.originator_version,
+                                      topic=s.topic, state=s.state))
+            for d, s, n in zip(domain_events, stored, ids, strict=True)
+        ]
+
+    def get(self, originator_id: UUID, **kwargs: Any) -> Iterator[DomainEventProtocol[UUID]]:
+        for stored in self.recorder.select_events(originator_id, **kwargs):
+            self.heads.observe(stored.originator_id, stored.originator_version, split_state(stored.state)[0])
+            yield self.mapper.to_domain_event(stored)
+
+
+class LedgerStore(Application[UUID]):
+    """The one event-sourced application every tradeledger process opens."""
+
+    name = "tradeledger"
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env=env)
+        self.append_listeners: list[Callable[[int], None]] = []
+
+    def on_append(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(last_position)` after every append made through this store (same process)."""
+        self.append_listeners.append(listener)
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        if recordings:
+            for listener in self.append_listeners:
+                listener(recordings[-1].notification.id)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return ChainedMapper()
+
+    def construct_event_store(self) -> EventStore[UUID]:
+        return ChainedEventStore(self.mapper, self.recorder)
+
+    def head_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+
+def store_environment(url: str) -> dict[str, str]:
+    """eventsourcing settings for a database URL. Alembic creates every table."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if not path:
+            raise ValueError(f"database.url: expected sqlite:///PATH, got {url!r}")
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
+                "SQLITE_LOCK_TIMEOUT": "30", "CREATE_TABLE": "no"}
+    if scheme in ("postgresql", "postgres"):
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": parts.path.lstrip("/"),
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_POOL_SIZE": "4",
+            "POSTGRES_MAX_OVERFLOW": "8",
+            "CREATE_TABLE": "no",
+        }
+    raise ValueError(f"database.url: expected a sqlite:/// or postgresql:// URL, got scheme {parts.scheme!r}")
+
+
+def open_store(url: str) -> LedgerStore:
+    # The library reads os.environ too; ours must win so two stores in one process stay apart.
+    return LedgerStore(env=store_environment(url))
