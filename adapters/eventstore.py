@@ -41,12 +41,8 @@ _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version"})
 
 
 def chain_digest(previous: bytes, originator_id: UUID, version: int, topic: str, payload: bytes) -> bytes:
-    h = hashlib.sha256(previous)
-    h.update(originator_id.bytes)
-    h.update(version.to_bytes(8, "big"))
-    h.update(topic.encode())
-    h.update(payload)
-    return h.digest()
+    return hashlib.sha256(b"".join((previous, originator_id.bytes, version.to_bytes(8, "big"), topic.encode(),
+                                    payload))).digest()
 
 
 def split_state(state: bytes) -> tuple[bytes, bytes]:
@@ -147,6 +143,13 @@ class ChainedEventStore(EventStore[UUID]):
         self.heads = ChainHeads(recorder)
 
     def put(self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any) -> list[Recording[UUID]]:
+        chained, ids = self.insert(domain_events, **kwargs)
+        return [] if not ids else self.recordings(domain_events, chained, ids)
+
+    def insert(
+        self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any
+    ) -> tuple[list[StoredEvent], Sequence[int]]:
+        """Encode, chain and insert in one transaction; returns the rows and their log positions."""
         chained = [self.chain(self.mapper.to_stored_event(e)) for e in domain_events]
         try:
             ids = self.recorder.insert_events(chained, **kwargs)
@@ -154,7 +157,7 @@ class ChainedEventStore(EventStore[UUID]):
             # The append did not happen: the heads we advanced are not in the store.
             self.heads.forget({s.originator_id for s in chained})
             raise
-        return [] if not ids else self.recordings(domain_events, chained, ids)
+        return chained, ids or ()
 
     def chain(self, stored: StoredEvent) -> StoredEvent:
         oid, version = stored.originator_id, stored.originator_version
@@ -191,10 +194,26 @@ class LedgerStore(Application[UUID]):
         """Call `listener(last_position)` after every append made through this store (same process)."""
         self.append_listeners.append(listener)
 
+    def append(self, events: Sequence[DomainEventProtocol[UUID]]) -> int:
+        """Append already-collected events atomically, in the given order; returns the last position.
+
+        `save(*events)` would do the same, but checks each event against the
+        library's runtime protocols and builds a Recording per event, which
+        together cost more than the insert itself.
+        """
+        assert isinstance(self.events, ChainedEventStore)
+        _, ids = self.events.insert(events)
+        if ids:
+            self.notify_listeners(ids[-1])
+        return ids[-1] if ids else 0
+
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         if recordings:
-            for listener in self.append_listeners:
-                listener(recordings[-1].notification.id)
+            self.notify_listeners(recordings[-1].notification.id)
+
+    def notify_listeners(self, position: int) -> None:
+        for listener in self.append_listeners:
+            listener(position)
 
     def construct_mapper(self) -> Mapper[UUID]:
         return ChainedMapper()

@@ -226,7 +226,8 @@ class Account(Aggregate):
 
     def fill_order(
         self, order_id: UUID, *, price: Decimal, quantity: Decimal, fee: Decimal, at: datetime
-    ) -> None:
+    ) -> Decimal:
+        """Fill an open order; returns the realised PnL (before fees) the fill closed."""
         order = self.open_order(order_id)
         if price <= 0 or quantity <= 0 or quantity > order.quantity or fee < 0:
             raise errors.InvalidValue(
@@ -247,6 +248,7 @@ class Account(Aggregate):
             journal=journal,
             timestamp=at,
         )
+        return pnl
 
     def cancel_order(self, order_id: UUID, *, reason: str, at: datetime) -> None:
         self.open_order(order_id)

@@ -19,6 +19,7 @@ class AgentRun(Aggregate):
         config_digest: str
         components: tuple[str, ...]
         model: str
+        decision_config: dict[str, str]
 
     class Heartbeat(Aggregate.Event):
         at: datetime
@@ -36,7 +37,14 @@ class AgentRun(Aggregate):
             run.stopped = True
 
     def __init__(
-        self, version: str, host: str, pid: int, config_digest: str, components: tuple[str, ...], model: str
+        self,
+        version: str,
+        host: str,
+        pid: int,
+        config_digest: str,
+        components: tuple[str, ...],
+        model: str,
+        decision_config: dict[str, str],
     ) -> None:
         self.host = host
         self.pid = pid
@@ -55,8 +63,10 @@ class AgentRun(Aggregate):
         config_digest: str,
         components: tuple[str, ...],
         model: str,
+        decision_config: dict[str, str],
         at: datetime,
     ) -> AgentRun:
+        """`decision_config` holds every setting a decision depends on, so a replay can use the same."""
         return cls._create(
             cls.Started,
             id=agent_run_id(key),
@@ -66,6 +76,7 @@ class AgentRun(Aggregate):
             config_digest=config_digest,
             components=components,
             model=model,
+            decision_config=decision_config,
             timestamp=require_utc("at", at),
         )
 

@@ -1,0 +1,111 @@
+"""`tradeledger backtest`: the agent over a file as fast as it goes, then a performance summary.
+
+The summary is read from the log with the portfolio projection's own fold, so
+it shows exactly what the dashboard and the auditor see: equity marked at
+every candle, round trips net of both legs' fees.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+import msgspec
+
+from adapters.agent import Agent
+from adapters.audit import read_log
+from adapters.eventstore import LedgerStore
+from adapters.reproduce import decoded
+from domain.values import Candle
+from projections.fold import Recorded, apply_all
+from projections.portfolio import EQUITY, PortfolioFold, portfolio_view
+from projections.rows import MemoryTables
+from settings import Settings
+
+HUNDRED = Decimal(100)
+PERCENT = Decimal("0.01")
+
+
+class ClosedTrade(msgspec.Struct, frozen=True, kw_only=True):
+    symbol: str
+    entry_time: datetime
+    exit_time: datetime
+    entry_price: Decimal
+    exit_price: Decimal
+    quantity: Decimal
+    pnl: Decimal
+    fees: Decimal
+
+
+class BacktestResult(msgspec.Struct, frozen=True, kw_only=True):
+    candles: int
+    seconds: float
+    initial_balance: Decimal
+    final_equity: Decimal
+    return_percent: Decimal
+    max_drawdown_percent: Decimal
+    trades: int
+    win_rate_percent: Decimal
+    fees: Decimal
+    quote_currency: str
+    closed_trades: list[ClosedTrade]
+
+
+def run(store: LedgerStore, settings: Settings, candles: Sequence[Candle], *, batch_size: int,
+        progress: Callable[[int], None] | None = None) -> BacktestResult:
+    started = time.perf_counter()
+    agent = Agent(store, settings)
+    agent.start(("backtest",))
+    try:
+        processed = agent.run_feed(candles, batch_size=batch_size, progress=progress)
+    except BaseException as error:
+        agent.stop(f"failed: {error!r}", clean=False)
+        raise
+    agent.stop("backtest finished")
+    return summarise(store, settings.trading.account, processed, time.perf_counter() - started)
+
+
+def summarise(store: LedgerStore, account: str, candles: int, seconds: float) -> BacktestResult:
+    tables = MemoryTables()
+    apply_all(PortfolioFold(tables), [Recorded(position, event) for event, position in decoded(read_log(store))])
+    view = portfolio_view(tables.rows, account)
+    if view is None:
+        raise LookupError(f"account {account!r} has no events in this store")
+    initial, equity = view.account.initial_balance, view.account.equity
+    wins = sum(1 for t in view.trades if t.pnl > 0)
+    return BacktestResult(
+        candles=candles, seconds=round(seconds, 3), initial_balance=initial, final_equity=equity,
+        return_percent=((equity / initial - 1) * HUNDRED).quantize(PERCENT),
+        max_drawdown_percent=max_drawdown([row.equity for row in tables.rows(EQUITY) if row.account == account]),
+        trades=len(view.trades),
+        win_rate_percent=(Decimal(wins) / len(view.trades) * HUNDRED).quantize(PERCENT) if view.trades else Decimal(0),
+        fees=view.account.fees, quote_currency=view.account.quote_currency,
+        closed_trades=[ClosedTrade(symbol=t.symbol, entry_time=t.entry_time, exit_time=t.exit_time,
+                                   entry_price=t.entry_price, exit_price=t.exit_price, quantity=t.quantity,
+                                   pnl=t.pnl, fees=t.fees) for t in view.trades],
+    )
+
+
+def max_drawdown(curve: Sequence[Decimal]) -> Decimal:
+    """The largest fall from a running peak, in percent of that peak."""
+    peak, worst = Decimal(0), Decimal(0)
+    for equity in curve:
+        peak = max(peak, equity)
+        if peak > 0:
+            worst = max(worst, (peak - equity) / peak * HUNDRED)
+    return worst.quantize(PERCENT)
+
+
+def describe(result: BacktestResult) -> str:
+    q = result.quote_currency
+    rate = result.candles / result.seconds if result.seconds else 0
+    return "\n".join([
+        f"candles        {result.candles:,} in {result.seconds:.1f}s ({rate:,.0f}/s)",
+        f"final equity   {result.final_equity.normalize():f} {q} (initial {result.initial_balance.normalize():f})",
+        f"return         {result.return_percent}%",
+        f"max drawdown   {result.max_drawdown_percent}%",
+        f"trades         {result.trades} (win rate {result.win_rate_percent}%)",
+        f"fees           {result.fees.normalize():f} {q}",
+    ])

@@ -1,0 +1,432 @@
+"""Market data files in; validated candles and a data-quality report out.
+
+Formats: CSV, Parquet, and JSON arrays of `[epoch_ms, open, high, low, close,
+volume]` records (the shape exchange APIs return). A CSV or Parquet file names
+its time column `date`, `datetime`, `time`, `timestamp` or `open_time` (any
+case; the first of these that exists wins) or leaves the first column unnamed
+(pandas-style index), and has `open`, `high`, `low`, `close`, `volume` (any
+case). Times are ISO-8601 text (naive means UTC; offsets are converted to UTC),
+Parquet datetimes (naive or aware, same rule), or epoch numbers: below 1e11
+they are seconds (1e11 s is the year 5138), from there milliseconds.
+
+Numbers become `Decimal` exactly as written: CSV and JSON text is never parsed
+as a float, and a float stored in Parquet becomes `Decimal(repr(x))`, the
+shortest text that reads back as that float.
+
+Policy, never "fixing" anything silently:
+- gaps (consecutive open times more than one timeframe apart) are reported
+  with the number of missing candles and never filled;
+- an invalid row (missing or unparseable value, non-finite or non-positive
+  price, negative volume, high below low, open/close outside [low, high]) is
+  excluded from `candles` and reported with its row number and reason;
+- a row repeating the timestamp of an earlier valid row is a duplicate: the
+  first one wins, the later ones are excluded and reported;
+- a row earlier than a preceding row is out of order: it is reported and
+  kept, and the candles are returned sorted by time;
+- rows are numbered from 1, counting data rows only (JSON: records);
+- a file that cannot be read, lacks a required column or has no valid row
+  raises `MarketDataError`, naming the file and the column or reason.
+
+`symbol` defaults from the file name (`ETH_BTC-5m.csv` -> `ETH/BTC`) and
+`timeframe` from its suffix (`-5m`), else from the most common spacing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from itertools import count
+from operator import attrgetter
+from pathlib import Path
+from typing import NamedTuple
+
+import msgspec
+import polars as pl
+
+from domain.errors import InvalidValue
+from domain.features import FEATURE_NAMES, FeatureEngine, missing_candles
+from domain.values import Candle, require_utc, timeframe_delta, timeframe_seconds
+
+TIME_COLUMNS = ("date", "datetime", "time", "timestamp", "open_time")
+VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECONDS_FROM = 10**11
+_NAME_SUFFIX = re.compile(r"-(\d+[mhdw])$")
+_TIMEFRAME_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60))
+
+# One raw record: the time value, then open, high, low, close, volume as text (None when absent).
+RawRow = Sequence[object]
+
+
+class MarketDataError(ValueError):
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class Gap(NamedTuple):
+    after_open_time: datetime
+    next_open_time: datetime
+    missing_count: int
+
+
+class InvalidRow(NamedTuple):
+    row: int
+    field: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.field} {self.value} {self.reason}"
+
+
+class QualityReport(msgspec.Struct, frozen=True, kw_only=True):
+    rows: int
+    gaps: list[Gap]
+    duplicates: list[int]
+    out_of_order: list[int]
+    invalid: list[InvalidRow]
+
+    @property
+    def missing_candles(self) -> int:
+        return sum(gap.missing_count for gap in self.gaps)
+
+    def summary(self) -> str:
+        head = (
+            f"{self.rows} rows, {len(self.gaps)} gaps ({self.missing_candles} missing candles), "
+            f"{len(self.duplicates)} duplicates, {len(self.out_of_order)} out of order, "
+            f"{len(self.invalid)} invalid"
+        )
+        gaps = [
+            f"gap: {gap.missing_count} missing between {gap.after_open_time.isoformat()} "
+            f"and {gap.next_open_time.isoformat()}"
+            for gap in self.gaps
+        ]
+        by_row = sorted(
+            [(entry.row, str(entry)) for entry in self.invalid]
+            + [(row, f"row {row}: duplicate timestamp, excluded") for row in self.duplicates]
+            + [(row, f"row {row}: out of order, kept in time order") for row in self.out_of_order]
+        )
+        return "\n".join([head, *gaps, *(line for _, line in by_row)])
+
+
+class MarketData(msgspec.Struct, frozen=True, kw_only=True):
+    symbol: str
+    timeframe: str
+    candles: list[Candle]
+    report: QualityReport
+
+
+class _Parsed(NamedTuple):
+    row: int
+    open_time: datetime
+    values: tuple[Decimal, ...]
+
+
+def load_candles(path: str | Path, *, symbol: str | None = None, timeframe: str | None = None) -> MarketData:
+    """Read a market data file; see the module docstring for formats and policy."""
+    if timeframe is not None:
+        timeframe_seconds(timeframe)  # a malformed argument fails before any reading, naming the field
+    path = Path(path)
+    raw_rows = _read_rows(path)
+    invalid: list[InvalidRow] = []
+    parsed = list(_parse_rows(raw_rows, invalid))
+    name_symbol, name_timeframe = _name_parts(path)
+    symbol = symbol or name_symbol
+    timeframe = timeframe or name_timeframe or _infer_timeframe(path, [p.open_time for p in parsed])
+    candles, duplicates, out_of_order = _order(_build_candles(parsed, symbol, timeframe, invalid))
+    invalid.sort()
+    if not candles:
+        examples = "; ".join(str(entry) for entry in invalid[:3])
+        raise MarketDataError(path, f"no valid rows among {len(raw_rows)}" + (f" ({examples})" if examples else ""))
+    report = QualityReport(
+        rows=len(raw_rows),
+        gaps=_gaps(candles, timeframe_delta(timeframe)),
+        duplicates=duplicates,
+        out_of_order=out_of_order,
+        invalid=invalid,
+    )
+    return MarketData(symbol=symbol, timeframe=timeframe, candles=candles, report=report)
+
+
+def _read_rows(path: Path) -> list[RawRow]:
+    readers = {".csv": _read_csv, ".parquet": _read_parquet, ".json": _read_json}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise MarketDataError(path, f"unsupported file type {path.suffix!r}; expected .csv, .parquet or .json")
+    try:
+        return reader(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, pl.exceptions.PolarsError) as error:
+        raise MarketDataError(path, f"cannot read: {error}") from error
+
+
+def _read_csv(path: Path) -> list[RawRow]:
+    # Every column as text: the numbers must reach Decimal exactly as written.
+    return _frame_rows(path, pl.read_csv(path, infer_schema=False))
+
+
+def _read_parquet(path: Path) -> list[RawRow]:
+    return _frame_rows(path, pl.read_parquet(path))
+
+
+def _read_json(path: Path) -> list[RawRow]:
+    records = json.loads(path.read_text(encoding="utf-8"), parse_float=str, parse_int=str)
+    if not isinstance(records, list):
+        raise MarketDataError(path, "expected a JSON array of [epoch_ms, open, high, low, close, volume] records")
+    # A record that is not a list becomes a one-field row, which _parse_row reports as malformed.
+    return [record if isinstance(record, list) else [record] for record in records]
+
+
+def _frame_rows(path: Path, frame: pl.DataFrame) -> list[RawRow]:
+    names = {name.strip().lower(): name for name in frame.columns}
+    missing = [name for name in VALUE_COLUMNS if name not in names]
+    if missing:
+        raise MarketDataError(path, f"missing column {', '.join(missing)} (found {_listing(frame)})")
+    texts = [_texts(frame[names[name]]) for name in VALUE_COLUMNS]
+    return list(zip(frame[_time_column(path, frame, names)].to_list(), *texts))
+
+
+def _time_column(path: Path, frame: pl.DataFrame, names: dict[str, str]) -> str:
+    named = next((names[name] for name in TIME_COLUMNS if name in names), None)
+    if named is not None:
+        return named
+    if frame.columns and _is_unnamed(frame.columns[0]):
+        return frame.columns[0]
+    raise MarketDataError(
+        path,
+        f"missing time column: expected one of {', '.join(TIME_COLUMNS)} "
+        f"or an unnamed first column (found {_listing(frame)})",
+    )
+
+
+def _listing(frame: pl.DataFrame) -> str:
+    return ", ".join(repr(name) for name in frame.columns)
+
+
+def _is_unnamed(name: str) -> bool:
+    return name.strip() == "" or name.lower().startswith("unnamed")
+
+
+def _texts(series: pl.Series) -> list[str | None]:
+    if series.dtype.is_float():
+        return [None if value is None else repr(value) for value in series.to_list()]
+    return [None if value is None else str(value) for value in series.to_list()]
+
+
+def _parse_rows(raw_rows: list[RawRow], invalid: list[InvalidRow]) -> Iterator[_Parsed]:
+    for number, raw in enumerate(raw_rows, start=1):
+        try:
+            yield _parse_row(number, raw)
+        except InvalidValue as error:
+            invalid.append(_invalid(number, error))
+
+
+def _parse_row(number: int, raw: RawRow) -> _Parsed:
+    if len(raw) != 1 + len(VALUE_COLUMNS):
+        raise InvalidValue("record", json.dumps(raw), "expected [time, open, high, low, close, volume]")
+    values = tuple(_decimal(name, text) for name, text in zip(VALUE_COLUMNS, raw[1:]))
+    return _Parsed(number, _parse_time(raw[0]), values)
+
+
+def _invalid(number: int, error: InvalidValue) -> InvalidRow:
+    value = error.value
+    text = "/".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return InvalidRow(number, error.field, text, error.reason)
+
+
+def _decimal(field: str, text: object) -> Decimal:
+    if text is None or str(text).strip() == "":
+        raise InvalidValue(field, "''", "is missing")
+    try:
+        value = Decimal(str(text).strip())
+    except InvalidOperation:
+        raise InvalidValue(field, repr(text), "is not a number") from None
+    if not value.is_finite():
+        raise InvalidValue(field, repr(text), "is not a finite number")
+    return value
+
+
+def _parse_time(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if value is None or str(value).strip() == "":
+        raise InvalidValue("time", "''", "is missing")
+    text = str(value).strip()
+    try:
+        return _from_epoch(Decimal(text))
+    except InvalidOperation:
+        pass
+    except (OverflowError, ValueError):
+        raise InvalidValue("time", repr(text), "is not a representable epoch time") from None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidValue("time", repr(text), "is neither ISO-8601 nor epoch seconds/milliseconds") from None
+    return _parse_time(parsed)
+
+
+def _from_epoch(number: Decimal) -> datetime:
+    if not number.is_finite():
+        raise ValueError(number)
+    milliseconds = number if abs(number) >= _MILLISECONDS_FROM else number * 1000
+    return _EPOCH + timedelta(milliseconds=float(milliseconds))
+
+
+def _name_parts(path: Path) -> tuple[str, str | None]:
+    """`ETH_BTC-5m.csv` -> (`ETH/BTC`, `5m`); no timeframe suffix -> (stem with / for _, None)."""
+    match = _NAME_SUFFIX.search(path.stem)
+    base = path.stem[: match.start()] if match else path.stem
+    return base.replace("_", "/"), match.group(1) if match else None
+
+
+def _infer_timeframe(path: Path, times: list[datetime]) -> str:
+    ordered = sorted(set(times))
+    spacings = Counter(int((b - a).total_seconds()) for a, b in zip(ordered, ordered[1:]))
+    if not spacings:
+        raise MarketDataError(path, "cannot infer the timeframe from fewer than two timestamps; pass timeframe")
+    seconds = max(spacings, key=lambda spacing: (spacings[spacing], -spacing))
+    for unit, size in _TIMEFRAME_UNITS:
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    raise MarketDataError(path, f"most common spacing {seconds}s is not whole minutes; pass timeframe")
+
+
+def _build_candles(
+    parsed: list[_Parsed], symbol: str, timeframe: str, invalid: list[InvalidRow]
+) -> list[tuple[int, Candle]]:
+    candles = []
+    for row, open_time, (open_, high, low, close, volume) in parsed:
+        candle = Candle(
+            symbol=symbol, timeframe=timeframe, open_time=open_time,
+            open=open_, high=high, low=low, close=close, volume=volume,
+        )  # fmt: skip
+        try:
+            candles.append((row, candle.check()))
+        except InvalidValue as error:
+            invalid.append(_invalid(row, error))
+    return candles
+
+
+def _order(candles: list[tuple[int, Candle]]) -> tuple[list[Candle], list[int], list[int]]:
+    """Drop repeated timestamps (first wins), note rows earlier than a preceding one, sort."""
+    seen: set[datetime] = set()
+    kept: list[Candle] = []
+    duplicates: list[int] = []
+    out_of_order: list[int] = []
+    latest: datetime | None = None
+    for row, candle in candles:
+        open_time = candle.open_time
+        if open_time in seen:
+            duplicates.append(row)
+            continue
+        seen.add(open_time)
+        kept.append(candle)
+        if latest is not None and open_time < latest:
+            out_of_order.append(row)
+        else:
+            latest = open_time
+    if out_of_order:
+        kept.sort(key=attrgetter("open_time"))
+    return kept, duplicates, out_of_order
+
+
+def _gaps(candles: list[Candle], step: timedelta) -> list[Gap]:
+    times = [candle.open_time for candle in candles]
+    gaps = (Gap(a, b, missing_candles(a, b, step)) for a, b in zip(times, times[1:]))
+    return [gap for gap in gaps if gap.missing_count]
+
+
+_QUANTUM = Decimal("1e-8")
+
+
+def synthetic_candles(symbol: str, timeframe: str, *, start: datetime, seed: int) -> Iterator[Candle]:
+    """SYNTHETIC DEMO DATA, not market data: an endless seeded geometric random walk.
+
+    Starts at 100 with 0.2% volatility per candle and a slight pull back
+    towards 100, so it can run forever without drifting to zero. Each open is
+    the previous close; high and low wrap open and close; all values are
+    quantized to 8 places. Same seed, same candles: only `random.Random(seed)`
+    is used.
+    """
+    step = timeframe_delta(timeframe)
+    open_time = require_utc("start", start)
+    rng = random.Random(seed)
+    close = Decimal(100)
+    for _ in count():
+        open_ = close
+        level = float(open_)
+        moved = level * math.exp(rng.gauss(0.0, 0.002) - 0.001 * math.log(level / 100))
+        high = max(level, moved) * (1 + abs(rng.gauss(0.0, 0.001)))
+        low = min(level, moved) * (1 - abs(rng.gauss(0.0, 0.001)))
+        close = _quantize(moved)
+        yield Candle(
+            symbol=symbol, timeframe=timeframe, open_time=open_time,
+            open=open_, high=_quantize(high), low=_quantize(low), close=close,
+            volume=_quantize(rng.lognormvariate(3.0, 1.0)),
+        )  # fmt: skip
+        open_time += step
+
+
+def _quantize(value: float) -> Decimal:
+    return Decimal(value).quantize(_QUANTUM)
+
+
+def candles_frame(candles: Sequence[Candle]) -> pl.DataFrame:
+    """Candles as a polars frame: `open_time` (UTC) and float OHLCV, the input of compute_features_frame."""
+    columns = {name: [float(getattr(candle, name)) for candle in candles] for name in VALUE_COLUMNS}
+    times = pl.Series("open_time", [candle.open_time for candle in candles], dtype=pl.Datetime("us", "UTC"))
+    return pl.DataFrame(columns).insert_column(0, times)
+
+
+def compute_features_frame(
+    df: pl.DataFrame, fast: int = 10, slow: int = 20, window: int = 20, rsi_period: int = 14
+) -> pl.DataFrame:
+    """`df` plus one column per feature and `ready`: the vectorised twin of `FeatureEngine`.
+
+    Definitions are in `domain.features` (RSI is the simple-average one:
+    100 * G / (G + L) over the last `rsi_period` close changes, 50 when flat);
+    values without enough history are 0.0, as the engine reports them.
+    """
+    warmup = FeatureEngine(fast, slow, window, rsi_period).warmup  # the same validation and warm-up
+    close, volume = pl.col("close").cast(pl.Float64), pl.col("volume").cast(pl.Float64)
+    ratio = close / close.shift(1)
+    returns = ratio - 1
+    sma_fast, sma_slow = close.rolling_mean(fast), close.rolling_mean(slow)
+    change = close.diff()
+    gains = change.clip(lower_bound=0.0).rolling_sum(rsi_period)
+    losses = (-change).clip(lower_bound=0.0).rolling_sum(rsi_period)
+    volume_std = _rolling_std(volume, window)
+    features = {
+        "return_1": returns,
+        "log_return_1": ratio.log(),
+        "sma_fast": sma_fast,
+        "sma_slow": sma_slow,
+        "prev_sma_fast": sma_fast.shift(1),
+        "prev_sma_slow": sma_slow.shift(1),
+        "sma_gap": sma_fast / sma_slow - 1,
+        "mean_return": returns.rolling_mean(window),
+        "std_return": _rolling_std(returns, window),
+        "rsi": (100.0 * gains / (gains + losses)).fill_nan(50.0),  # NaN only from 0/0: no move at all
+        "volume_z": pl.when(volume_std > 0).then((volume - volume.rolling_mean(window)) / volume_std),
+        "range_pct": (pl.col("high").cast(pl.Float64) - pl.col("low").cast(pl.Float64)) / close,
+    }
+    return df.with_columns(
+        *(features[name].fill_null(0.0).alias(name) for name in FEATURE_NAMES),
+        ready=pl.int_range(pl.len()) >= warmup - 1,
+    )
+
+
+def _rolling_std(values: pl.Expr, window: int) -> pl.Expr:
+    """Sample std (ddof=1), exactly 0 over identical values, as the engine defines it."""
+    constant = values.rolling_max(window) == values.rolling_min(window)
+    return pl.when(constant).then(0.0).otherwise(values.rolling_std(window))

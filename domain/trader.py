@@ -1,0 +1,200 @@
+"""The trading decision for one candle: the same code in backtest, live and replay.
+
+A tick has two halves:
+- `observe(candle)` runs the features and the predictor. It depends only on
+  the candles seen so far, so it runs exactly once per candle.
+- `trade(candle, signal, market, account)` records the candle and signal,
+  fills the orders placed on the previous candle at this candle's open,
+  applies the risk rules and places new orders. It only touches the
+  aggregates and the trader's account-side state, so after a write conflict
+  (a person halted trading meanwhile) it can run again on reloaded
+  aggregates with `checkpoint()` / `restore()`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+from typing import Any, Protocol
+
+import msgspec
+
+from domain.account import Account, Order
+from domain.features import FeatureEngine, Features
+from domain.market import Market
+from domain.predictors import Predictor
+from domain.risk import RISK, RiskLimits, RiskMonitor
+from domain.values import Candle, Decision, Prediction, Side, timeframe_seconds
+
+QUANTITY_QUANTUM = Decimal("1e-8")
+MIN_DATA_QUALITY = 0.9
+
+
+class Fill(msgspec.Struct, frozen=True, kw_only=True):
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+
+
+class Broker(Protocol):
+    def fill(self, order: Order, candle: Candle, cash: Decimal) -> Fill | None:
+        """Fill a market order at this candle's open, or None when it cannot be afforded."""
+        ...
+
+
+class Sizing(msgspec.Struct, frozen=True, kw_only=True):
+    position_size: Decimal
+    fee_rate: Decimal
+    slippage_bps: Decimal
+
+    def entry_quantity(self, equity: Decimal, cash: Decimal, price: Decimal) -> Decimal:
+        budget = min(equity * self.position_size, cash)
+        unit_cost = price * (1 + self.fee_rate) * (1 + self.slippage_bps / 10_000)
+        return (budget / unit_cost).quantize(QUANTITY_QUANTUM, rounding=ROUND_DOWN)
+
+
+class Signal(msgspec.Struct, frozen=True, kw_only=True):
+    decision: Decision
+    features: Features
+    is_actionable: bool
+
+
+class MarketModel:
+    """Features and predictor of one market, advanced once per candle."""
+
+    def __init__(self, engine: FeatureEngine, predictor: Predictor) -> None:
+        self.engine = engine
+        self.predictor = predictor
+
+    def observe(self, candle: Candle) -> Signal:
+        features = self.engine.update(candle)
+        decision = self.predictor.on_candle(features)
+        actionable = (
+            decision.prediction is not Prediction.HOLD
+            and features.ready
+            and features.data_quality >= MIN_DATA_QUALITY
+        )
+        return Signal(decision=decision, features=features, is_actionable=actionable)
+
+
+class Trader:
+    def __init__(
+        self,
+        *,
+        model_factory: Callable[[], MarketModel],
+        limits: RiskLimits,
+        sizing: Sizing,
+        broker: Broker,
+    ) -> None:
+        self.model_factory = model_factory
+        self.models: dict[str, MarketModel] = {}
+        self.sizing = sizing
+        self.broker = broker
+        self.risk = RiskMonitor(limits)
+        self.last_prices: dict[str, Decimal] = {}
+        self.entry_fees: dict[str, Decimal] = {}
+        self.halted_seen = False
+
+    def observe(self, candle: Candle) -> Signal:
+        model = self.models.get(candle.symbol)
+        if model is None:
+            model = self.models[candle.symbol] = self.model_factory()
+        return model.observe(candle)
+
+    def trade(self, candle: Candle, signal: Signal, market: Market, account: Account) -> None:
+        self.notice_control(account)
+        market.close_candle(candle, quality_flags=gap_flags(market, candle))
+        market.generate_signal(
+            signal.decision,
+            is_actionable=signal.is_actionable,
+            data_quality=signal.features.data_quality,
+            features_used=signal.features.names,
+            feature_values=signal.features.values,
+        )
+        self.fill_open_orders(candle, account)
+        self.last_prices[candle.symbol] = candle.close
+        self.apply_risk(candle.close_time, account)
+        if signal.is_actionable:
+            self.act(candle, signal.decision.prediction, account)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The account-side state `trade` changes, to undo a tick that could not be saved."""
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k not in ("models", "model_factory", "broker")})
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        vars(self).update(copy.deepcopy(checkpoint))
+
+    # -- steps --------------------------------------------------------------
+
+    def notice_control(self, account: Account) -> None:
+        """A person may have halted or resumed trading since the last tick."""
+        if account.is_halted and not self.halted_seen:
+            self.risk.halted()
+        elif not account.is_halted and self.halted_seen:
+            self.risk.resumed()
+        self.halted_seen = account.is_halted
+
+    def fill_open_orders(self, candle: Candle, account: Account) -> None:
+        for order in [o for o in account.orders.values() if o.symbol == candle.symbol]:
+            fill = self.broker.fill(order, candle, account.cash)
+            if fill is None:
+                account.cancel_order(order.order_id, reason="cash does not cover the order at the fill price",
+                                     at=candle.open_time)
+                continue
+            pnl = account.fill_order(order.order_id, price=fill.price, quantity=fill.quantity, fee=fill.fee,
+                                     at=candle.open_time)
+            self.settle(order, fill, pnl, account)
+
+    def settle(self, order: Order, fill: Fill, pnl: Decimal, account: Account) -> None:
+        """A round trip ends when the position is flat again; its result is net of both legs' fees."""
+        if order.side is Side.BUY:
+            self.entry_fees[order.symbol] = self.entry_fees.get(order.symbol, Decimal(0)) + fill.fee
+        elif not account.position(order.symbol).quantity:
+            self.risk.record_round_trip(pnl - fill.fee - self.entry_fees.pop(order.symbol, Decimal(0)))
+
+    def apply_risk(self, at: datetime, account: Account) -> None:
+        self.risk.observe(at, account.equity(self.last_prices))
+        if account.is_halted:
+            reason = self.risk.may_resume(account.halted_by_rule or "")
+            if reason is not None:
+                account.resume_trading(by=RISK, reason=reason, at=at)
+                self.risk.resumed()
+        else:
+            breach = self.risk.breach()
+            if breach is not None:
+                account.halt_trading(rule=breach.rule, reason=breach.reason, metrics=breach.metrics, by=RISK, at=at)
+                self.risk.halted()
+        self.halted_seen = account.is_halted
+
+    def act(self, candle: Candle, prediction: Prediction, account: Account) -> None:
+        symbol, at = candle.symbol, candle.close_time
+        if any(o.symbol == symbol for o in account.orders.values()):
+            return
+        held = account.position(symbol).quantity
+        ref = f"{symbol} {candle.timeframe} {candle.open_time.isoformat()}"
+        if prediction is Prediction.DOWN and held > 0:
+            account.place_order(symbol, Side.SELL, held, at=at, signal_ref=ref, reason="exit on down signal")
+        elif prediction is Prediction.UP and held == 0:
+            self.enter(candle, account, ref)
+
+    def enter(self, candle: Candle, account: Account, ref: str) -> None:
+        at = candle.close_time
+        if account.is_halted:
+            account.reject_order(candle.symbol, Side.BUY, rule=account.halted_by_rule or "halted",
+                                 reason=f"trading is halted by {account.halted_by_rule}: no new entries", at=at)
+            return
+        quantity = self.sizing.entry_quantity(account.equity(self.last_prices), account.cash, candle.close)
+        if quantity <= 0:
+            account.reject_order(candle.symbol, Side.BUY, rule="insufficient_cash",
+                                 reason=f"cash {account.cash} buys no {candle.symbol}", at=at)
+            return
+        account.place_order(candle.symbol, Side.BUY, quantity, at=at, signal_ref=ref, reason="entry on up signal")
+
+
+def gap_flags(market: Market, candle: Candle) -> tuple[str, ...]:
+    if market.last_open_time is None:
+        return ()
+    missing = int((candle.open_time - market.last_open_time).total_seconds()) // timeframe_seconds(candle.timeframe) - 1
+    return (f"gap_before:{missing}",) if missing > 0 else ()

@@ -1,0 +1,91 @@
+"""The latest signal per symbol and timeframe: the prediction cache, with its own freshness.
+
+Freshness rule. The signal for the candle that opens at `t` is produced when
+that candle closes, at `t + tf`. The next one is due when the following candle
+closes, at `t + 2*tf`. So a signal is fresh until
+
+    fresh_until = candle_time + 2 * timeframe + SIGNAL_GRACE
+
+and the grace covers the feed's delivery delay and the agent's processing
+time (which do not grow with the timeframe). A missed candle makes the cached
+signal stale exactly when a newer one should have replaced it; there is no
+separate cache TTL to drift out of step with the candle cadence.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import msgspec
+import sqlalchemy as sa
+
+from domain.market import Market
+from domain.values import MemberPrediction, Prediction, timeframe_delta
+from projections.fold import Fold, Handler, Projection
+from projections.rows import RowTable, UtcDateTime, metadata
+
+SIGNAL_GRACE = timedelta(seconds=30)
+
+
+class SignalRow(msgspec.Struct, kw_only=True):
+    symbol: str
+    timeframe: str
+    candle_time: datetime
+    prediction: Prediction
+    confidence: float
+    is_actionable: bool
+    data_quality: float
+    model_name: str
+    model_version: str
+    features_used: tuple[str, ...]
+    feature_values: dict[str, float]
+    individual_predictions: tuple[MemberPrediction, ...]
+    generated_at: datetime
+    fresh_until: datetime
+    position: int
+
+    def is_fresh(self, now: datetime) -> bool:
+        return now <= self.fresh_until
+
+
+SIGNALS = RowTable(sa.Table(
+    "signals_latest", metadata,
+    sa.Column("symbol", sa.Text, primary_key=True),
+    sa.Column("timeframe", sa.Text, primary_key=True),
+    sa.Column("candle_time", UtcDateTime, nullable=False),
+    sa.Column("prediction", sa.Text, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("is_actionable", sa.Boolean, nullable=False),
+    sa.Column("data_quality", sa.Float, nullable=False),
+    sa.Column("model_name", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("features_used", sa.JSON, nullable=False),
+    sa.Column("feature_values", sa.JSON, nullable=False),
+    sa.Column("individual_predictions", sa.JSON, nullable=False),
+    sa.Column("generated_at", UtcDateTime, nullable=False),
+    sa.Column("fresh_until", UtcDateTime, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+), SignalRow)
+
+
+@lru_cache(maxsize=64)
+def freshness(timeframe: str) -> timedelta:
+    return 2 * timeframe_delta(timeframe) + SIGNAL_GRACE
+
+
+class SignalsFold(Fold):
+    def handlers_by_type(self) -> dict[type, Handler]:
+        return {Market.SignalGenerated: self.signal_generated}
+
+    def signal_generated(self, e: Market.SignalGenerated, position: int) -> None:
+        self.sink.put(SIGNALS, SignalRow(
+            symbol=e.symbol, timeframe=e.timeframe, candle_time=e.candle_time, prediction=e.prediction,
+            confidence=e.confidence, is_actionable=e.is_actionable, data_quality=e.data_quality,
+            model_name=e.model_name, model_version=e.model_version, features_used=e.features_used,
+            feature_values=e.feature_values, individual_predictions=e.individual_predictions,
+            generated_at=e.timestamp, fresh_until=e.candle_time + freshness(e.timeframe), position=position,
+        ))
+
+
+SIGNALS_PROJECTION = Projection("signals", (SIGNALS,), SignalsFold)

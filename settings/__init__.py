@@ -1,0 +1,34 @@
+"""Typed settings: default file < user file < TRADELEDGER_ env < CLI overrides.
+
+See `settings.loader` for the precedence rules and `settings.model` for the sections.
+"""
+
+from settings.loader import load_settings
+from settings.model import (
+    AgentSettings,
+    ApiSettings,
+    DatabaseSettings,
+    PredictorSettings,
+    ProjectionsSettings,
+    RiskSettings,
+    Settings,
+    SettingsError,
+    SettingsIssue,
+    TelegramSettings,
+    TradingSettings,
+)
+
+__all__ = [
+    "AgentSettings",
+    "ApiSettings",
+    "DatabaseSettings",
+    "PredictorSettings",
+    "ProjectionsSettings",
+    "RiskSettings",
+    "Settings",
+    "SettingsError",
+    "SettingsIssue",
+    "TelegramSettings",
+    "TradingSettings",
+    "load_settings",
+]

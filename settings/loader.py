@@ -1,0 +1,243 @@
+"""Load the typed `Settings`, validating every key in one pass.
+
+Precedence, lowest first; each layer replaces whole values (lists are never merged):
+
+1. `settings/default.toml`, shipped next to this module;
+2. the user's TOML file (`settings_file`), which must exist;
+3. environment variables `TRADELEDGER_<SECTION>__<KEY>`, e.g.
+   `TRADELEDGER_TRADING__FEE_RATE=0` (names without `__` are not settings and are ignored);
+4. `overrides` with dotted keys (`{"database.url": ...}`) from CLI options; None is skipped.
+
+dynaconf reads the TOML files. Environment values and overrides are applied here from
+the given mapping, as plain strings: dynaconf would parse them as TOML and turn a token
+like `007` into a number. Unknown keys in any layer are errors, so a typo cannot be
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgspec
+from dynaconf import Dynaconf
+
+from domain.values import timeframe_seconds
+from settings.model import (
+    REDACTED,
+    UNKNOWN_KEY,
+    Settings,
+    SettingsError,
+    SettingsIssue,
+    public_value,
+)
+
+DEFAULT_FILE = Path(__file__).parent / "default.toml"
+ENV_PREFIX = "TRADELEDGER_"
+PREDICTORS = ("ensemble", "sma_cross", "logistic", "hoeffding_tree")
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://")
+
+Parse = Callable[[Any], Any]
+
+
+class Rule(NamedTuple):
+    parse: Parse  # raises ValueError when the value does not fit
+    expected: str
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(value)
+    return value
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise ValueError(value)
+    try:
+        # Through str, so a TOML float 0.1 becomes Decimal("0.1"), not its binary expansion.
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(value) from None
+    if not number.is_finite():
+        raise ValueError(value)
+    return number
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(value)
+    return int(value)
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def _timeframe(value: Any) -> str:
+    timeframe_seconds(_text(value))  # InvalidValue is a ValueError
+    return value
+
+
+def _list_of(parse: Parse) -> Parse:
+    def run(value: Any) -> tuple[Any, ...]:
+        if isinstance(value, str):  # env and CLI give "ETH/BTC,LTC/BTC"
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(value)
+        return tuple(parse(item) for item in value)
+
+    return run
+
+
+def _optional(parse: Parse) -> Parse:
+    # An empty env variable is how a shell unsets a value.
+    return lambda value: None if value is None or value == "" else parse(value)
+
+
+def _check(parse: Parse, ok: Callable[[Any], bool]) -> Parse:
+    def run(value: Any) -> Any:
+        result = parse(value)
+        if not ok(result):
+            raise ValueError(value)
+        return result
+
+    return run
+
+
+_TEXT = Rule(_text, "a non-empty string")
+_SECRET = Rule(_optional(_text), "a non-empty string (quoted in TOML) or unset")
+_SECONDS = Rule(_check(_float, lambda s: s > 0), "a number of seconds > 0")
+_POSITIVE_DECIMAL = Rule(_check(_decimal, lambda d: d > 0), "a decimal > 0")
+
+RULES: dict[str, Rule] = {
+    "database.url": Rule(
+        _check(_text, lambda url: url.startswith(DATABASE_SCHEMES)),
+        "a URL starting with " + ", ".join(DATABASE_SCHEMES),
+    ),
+    "trading.account": _TEXT,
+    "trading.quote_currency": _TEXT,
+    "trading.initial_balance": _POSITIVE_DECIMAL,
+    "trading.symbols": Rule(_check(_list_of(_text), bool), "a non-empty list of symbols"),
+    "trading.timeframe": Rule(_timeframe, "a positive count and a unit m/h/d/w, e.g. 5m"),
+    "trading.update_interval": _SECONDS,
+    "trading.fee_rate": Rule(_check(_decimal, lambda d: 0 <= d < 1), "a decimal >= 0 and < 1"),
+    "trading.slippage_bps": Rule(_check(_decimal, lambda d: d >= 0), "a decimal >= 0"),
+    "trading.position_size": Rule(_check(_decimal, lambda d: 0 < d <= 1), "a decimal > 0 and <= 1"),
+    "risk.max_daily_loss_percent": _POSITIVE_DECIMAL,
+    "risk.max_drawdown_percent": _POSITIVE_DECIMAL,
+    "risk.max_consecutive_losses": Rule(_check(_integer, lambda n: n >= 1), "an integer >= 1"),
+    "risk.cooldown_candles": Rule(_check(_integer, lambda n: n >= 0), "an integer >= 0"),
+    "predictor.name": Rule(
+        _check(_text, PREDICTORS.__contains__), "one of " + ", ".join(PREDICTORS)
+    ),
+    "predictor.seed": Rule(_integer, "an integer"),
+    "predictor.fast": Rule(_check(_integer, lambda n: n >= 1), "an integer >= 1"),
+    "predictor.slow": Rule(_check(_integer, lambda n: n >= 1), "an integer >= 1"),
+    "agent.heartbeat_interval": _SECONDS,
+    "api.host": _TEXT,
+    "api.port": Rule(_check(_integer, lambda n: 0 <= n <= 65535), "an integer from 0 to 65535"),
+    "api.token": _SECRET,
+    "telegram.token": _SECRET,
+    "telegram.allowed_chat_ids": Rule(_list_of(_integer), "a list of integer chat ids"),
+    "telegram.base_url": Rule(
+        _check(_text, lambda url: url.startswith(("http://", "https://"))), "an http(s) URL"
+    ),
+    "projections.poll_interval": _SECONDS,
+    "projections.health_file": Rule(_optional(_text), "a file path or unset"),
+}
+
+
+def load_settings(
+    settings_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the layers (see the module docstring) and validate; raises SettingsError."""
+    merged = _read_toml(DEFAULT_FILE)
+    if settings_file is not None:
+        merged.update(_user_file(Path(settings_file)))
+    merged.update(_env_layer(os.environ if environ is None else environ))
+    merged.update(
+        {key.lower(): value for key, value in (overrides or {}).items() if value is not None}
+    )
+    return _build(merged)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    # loaders=[] stops dynaconf reading os.environ; _env_layer applies the given mapping.
+    conf = Dynaconf(settings_files=[str(path)], loaders=[], core_loaders=["TOML"])
+    return _flatten(conf.as_dict())
+
+
+def _user_file(path: Path) -> dict[str, Any]:
+    # dynaconf silently skips missing files and unknown suffixes, which would hide a typo.
+    if not path.is_file() or path.suffix != ".toml":
+        raise SettingsError([SettingsIssue("settings_file", str(path), "an existing .toml file")])
+    try:
+        return _read_toml(path.resolve())
+    except ValueError as error:  # TOMLDecodeError
+        issue = SettingsIssue("settings_file", str(path), f"valid TOML ({error})")
+        raise SettingsError([issue]) from None
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in tree.items():
+        key = prefix + name.lower()
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, key + "."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name.removeprefix(ENV_PREFIX).lower().replace("__", "."): value
+        for name, value in environ.items()
+        if name.startswith(ENV_PREFIX) and "__" in name.removeprefix(ENV_PREFIX)
+    }
+
+
+def _build(merged: Mapping[str, Any]) -> Settings:
+    values: dict[str, Any] = {}
+    issues: list[SettingsIssue] = []
+    for key, rule in RULES.items():
+        try:
+            values[key] = rule.parse(merged.get(key))
+        except ValueError:
+            issues.append(SettingsIssue(key, public_value(key, merged.get(key)), rule.expected))
+    issues += _cross_checks(values)
+    issues += [_unknown(key) for key in sorted(merged.keys() - RULES.keys())]
+    if issues:
+        raise SettingsError(issues)
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        section, name = key.split(".")
+        sections.setdefault(section, {})[name] = value
+    return msgspec.convert(sections, Settings)
+
+
+def _cross_checks(values: Mapping[str, Any]) -> list[SettingsIssue]:
+    fast, slow = values.get("predictor.fast"), values.get("predictor.slow")
+    if fast is not None and slow is not None and slow <= fast:
+        return [SettingsIssue("predictor.slow", slow, f"an integer > predictor.fast ({fast})")]
+    return []
+
+
+def _unknown(key: str) -> SettingsIssue:
+    # The value is never kept: an unknown key is often a misspelt secret.
+    near = difflib.get_close_matches(key, RULES, n=1)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    return SettingsIssue(key, REDACTED, UNKNOWN_KEY + hint)

@@ -1,0 +1,145 @@
+"""Typed, immutable settings and the error raised when they do not validate."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import msgspec
+
+REDACTED = "<secret>"
+SECRET_KEYS = frozenset({"api.token", "telegram.token"})
+UNKNOWN_KEY = "unknown key"
+
+# Greedy up to the last "@": an unescaped "@" inside a password must not leak its tail.
+_USERINFO_PASSWORD = re.compile(r"^([\w+]+://[^:/@]*:).*@")
+# libpq also takes the password as a query parameter.
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by `<secret>`."""
+    url = _USERINFO_PASSWORD.sub(rf"\g<1>{REDACTED}@", url)
+    return _QUERY_PASSWORD.sub(rf"\g<1>{REDACTED}", url)
+
+
+def public_value(key: str, value: Any) -> Any:
+    """`value` of the dotted `key` as it may be shown in logs, errors and the API."""
+    if key in SECRET_KEYS:
+        return None if value is None else REDACTED
+    if key == "database.url" and isinstance(value, str):
+        return mask_url(value)
+    return value
+
+
+class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
+    url: str
+
+
+class TradingSettings(msgspec.Struct, frozen=True, kw_only=True):
+    account: str
+    quote_currency: str
+    initial_balance: Decimal
+    symbols: tuple[str, ...]
+    timeframe: str
+    update_interval: float
+    fee_rate: Decimal
+    slippage_bps: Decimal
+    position_size: Decimal
+
+
+class RiskSettings(msgspec.Struct, frozen=True, kw_only=True):
+    max_daily_loss_percent: Decimal
+    max_drawdown_percent: Decimal
+    max_consecutive_losses: int
+    cooldown_candles: int
+
+
+class PredictorSettings(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    seed: int
+    fast: int
+    slow: int
+
+
+class AgentSettings(msgspec.Struct, frozen=True, kw_only=True):
+    heartbeat_interval: float
+
+
+class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str
+    port: int
+    token: str | None = None
+
+
+class TelegramSettings(msgspec.Struct, frozen=True, kw_only=True):
+    token: str | None = None
+    allowed_chat_ids: tuple[int, ...]
+    base_url: str
+
+
+class ProjectionsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    poll_interval: float
+    health_file: str | None = None
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database: DatabaseSettings
+    trading: TradingSettings
+    risk: RiskSettings
+    predictor: PredictorSettings
+    agent: AgentSettings
+    api: ApiSettings
+    telegram: TelegramSettings
+    projections: ProjectionsSettings
+
+    def redacted(self) -> dict[str, dict[str, Any]]:
+        """Every value by section; secrets are `<secret>` when set and None when unset."""
+        return {
+            section: {
+                name: public_value(f"{section}.{name}", value)
+                for name, value in msgspec.structs.asdict(getattr(self, section)).items()
+            }
+            for section in self.__struct_fields__
+        }
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of every non-secret value (the config digest)."""
+        public = {
+            section: {
+                name: _canonical(value)
+                for name, value in values.items()
+                if f"{section}.{name}" not in SECRET_KEYS
+            }
+            for section, values in self.redacted().items()
+        }
+        return hashlib.sha256(msgspec.json.encode(public, order="sorted")).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    # Equal settings must digest equally, and Decimal("0.10") == Decimal("0.1").
+    return value.normalize() if isinstance(value, Decimal) else value
+
+
+class SettingsIssue(NamedTuple):
+    """One bad key. `value` is already safe to show (secrets are `<secret>`)."""
+
+    key: str
+    value: Any
+    expected: str
+
+    def describe(self) -> str:
+        if self.expected.startswith(UNKNOWN_KEY):
+            return f"{self.key}: {self.expected}"
+        shown = REDACTED if self.value == REDACTED else repr(self.value)
+        return f"{self.key}: expected {self.expected}, got {shown}"
+
+
+class SettingsError(Exception):
+    """Every bad key found in one pass; `str()` has one line per key."""
+
+    def __init__(self, errors: list[SettingsIssue]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(issue.describe() for issue in errors))

@@ -1,0 +1,46 @@
+"""Builders for test histories made with the real aggregates."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from domain.account import Account
+from domain.agent_run import AgentRun
+from domain.gateway import Gateway
+from domain.market import Market
+from domain.values import Candle, Decision, MemberPrediction, Prediction, Side
+
+START = datetime(2024, 3, 1, 12, tzinfo=timezone.utc)
+
+
+def one_of_each(start: datetime = START) -> list[object]:
+    """Aggregates that between them have triggered every event type there is."""
+    account = Account.open("paper", "BTC", Decimal("1.5"), at=start)
+    buy = account.place_order("ETH/BTC", Side.BUY, Decimal("2"), at=start, signal_ref="s", reason="r")
+    account.fill_order(buy, price=Decimal("0.05"), quantity=Decimal("2"), fee=Decimal("0.0001"), at=start)
+    cancelled = account.place_order("ETH/BTC", Side.SELL, Decimal("1"), at=start)
+    account.cancel_order(cancelled, reason="test", at=start)
+    account.reject_order("ETH/BTC", Side.BUY, rule="max_drawdown_percent", reason="halted", at=start)
+    account.halt_trading(rule="manual", reason="r", metrics={"equity": "1.4"}, by="api", at=start)
+    account.resume_trading(by="telegram:1", reason="r", at=start)
+    market = Market.list("ETH/BTC", "5m", at=start)
+    market.close_candle(Candle(symbol="ETH/BTC", timeframe="5m", open_time=start, open=Decimal("0.05"),
+                               high=Decimal("0.06"), low=Decimal("0.04"), close=Decimal("0.055"),
+                               volume=Decimal("10.00000001")), quality_flags=("gap_before:2",))
+    market.generate_signal(
+        Decision(prediction=Prediction.UP, confidence=0.75, model_name="ensemble", model_version="v1",
+                 members=(MemberPrediction(name="sma_cross", prediction=Prediction.DOWN, confidence=1.0),)),
+        is_actionable=True, data_quality=0.95, features_used=("rsi",), feature_values={"rsi": 55.5},
+    )
+    run = AgentRun.start(key="k", version="1", host="h", pid=1, config_digest="d", components=("agent",),
+                         model="m", decision_config={"predictor.name": "ensemble"}, at=start)
+    run.beat(at=start + timedelta(seconds=5), candles_processed=3, feed_lag=0.5)
+    run.stop(reason="done", clean=True, at=start + timedelta(seconds=6))
+    gateway = Gateway.start(key="g", kind="api", host="h", pid=2, at=start)
+    gateway.connect_client(session_id="s1", channel="ws", peer="127.0.0.1:1", at=start)
+    gateway.refuse_command(channel="telegram", peer="chat:9", command="/halt", reason="not allowed", at=start)
+    gateway.connect_client(session_id="s2", channel="ws", peer="127.0.0.1:2", at=start)
+    gateway.disconnect_client(session_id="s1", reason="closed", at=start + timedelta(seconds=3))
+    gateway.stop(reason="shutdown", at=start + timedelta(seconds=4))
+    return [account, market, run, gateway]

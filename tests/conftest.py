@@ -1,0 +1,69 @@
+"""Shared fixtures: real SQLite files, a fresh database on the real PostgreSQL server, real data."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from adapters.database import upgrade
+from adapters.eventstore import LedgerStore, open_store
+
+ROOT = Path(__file__).resolve().parents[1]
+CANDLES = ROOT.parent / "shared" / "data" / "candles"
+POSTGRES_ADMIN = os.environ.get("TRADELEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def postgres_reachable() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_ADMIN, connect_timeout=3):
+            return None
+    except psycopg.Error as error:
+        return f"PostgreSQL at {POSTGRES_ADMIN} is not reachable: {error}"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated-on-demand database on the real server, dropped afterwards.
+
+    In CI (CI=true) an unreachable server is a failure, not a skip.
+    """
+    problem = postgres_reachable()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    name = f"tl_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Each storage test runs on a SQLite file and on the PostgreSQL server."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[LedgerStore]:
+    upgrade(store_url)
+    ledger = open_store(store_url)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
