@@ -173,6 +173,8 @@ class Agent:
 
     def process(self, candle: Candle) -> bool:
         """Decide on one candle; False when it was already recorded (a resumed feed)."""
+        if self.run is None:
+            raise AgentError("start() the agent run first: it records the settings these decisions depend on")
         if self.is_recorded(candle):
             return False
         signal = self.trader.observe(candle)

@@ -41,7 +41,6 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from itertools import count
 from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
@@ -362,7 +361,7 @@ def synthetic_candles(symbol: str, timeframe: str, *, start: datetime, seed: int
     open_time = require_utc("start", start)
     rng = random.Random(seed)
     close = Decimal(100)
-    for _ in count():
+    while True:
         open_ = close
         level = float(open_)
         moved = level * math.exp(rng.gauss(0.0, 0.002) - 0.001 * math.log(level / 100))

@@ -21,6 +21,7 @@ from eventsourcing.persistence import Notification
 from adapters.audit import read_log
 from adapters.eventstore import ChainedMapper, LedgerStore, split_state
 from domain.account import Account
+from domain.errors import DomainError
 from domain.market import Market
 from domain.risk import RISK
 from domain.trader import Trader
@@ -62,6 +63,17 @@ class Replay:
 
     def apply(self, event: Event, position: int) -> None:
         self.events += 1
+        if not isinstance(event, Account.Event | Market.Event):
+            return  # agent runs and gateways record no decisions
+        try:
+            self.replay(event)
+        except DomainError as error:
+            self.diverge(event, position, f"the recorded {type(event).__name__} cannot be replayed: {error}")
+            return
+        self.collect()
+        self.compare(event, position)
+
+    def replay(self, event: Event) -> None:
         if isinstance(event, Account.Opened):
             self.account = Account.open(event.name, event.quote_currency, event.initial_balance, at=event.timestamp)
         elif isinstance(event, Market.Listed):
@@ -70,10 +82,6 @@ class Replay:
             self.tick(event)
         elif isinstance(event, Account.TradingHalted | Account.TradingResumed) and event.by != RISK:
             self.command(event)
-        elif not isinstance(event, Account.Event | Market.Event):
-            return
-        self.collect()
-        self.compare(event, position)
 
     def tick(self, event: Market.CandleClosed) -> None:
         market = self.markets[event.originator_id]
@@ -138,7 +146,14 @@ def decoded(notifications: Iterable[Notification]) -> Iterable[tuple[Event, int]
 
 def replay_log(store: LedgerStore, trader_factory: Callable[[], Trader], *, stop_at_divergence: bool = True) -> Replay:
     replay = Replay(trader_factory())
-    for event, position in decoded(read_log(store)):
+    for n in read_log(store):
+        try:
+            [(event, position)] = decoded([n])
+        except msgspec.ValidationError as error:
+            replay.divergence = replay.divergence or Divergence(
+                stream=str(n.originator_id), version=n.originator_version, position=n.id,
+                message=f"the stored event cannot be decoded: {error}")
+            continue
         replay.apply(event, position)
         if stop_at_divergence and replay.divergence is not None:
             return replay

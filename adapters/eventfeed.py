@@ -1,0 +1,100 @@
+"""The event log as the projection runner reads it: decoded pages, the head, and wake-ups.
+
+Pages are read with one query on the event table (its layout is owned by
+migration 0001) instead of `recorder.select_notifications`: on SQLite that
+reads 620k rows/s against 190k/s, because the recorder builds a Notification
+and parses a UUID per row, and a rebuild reads every event there is.
+Decoding goes through the store's own `ChainedMapper`, once per page.
+
+Wake-ups: every append made through this process's store, and on PostgreSQL
+the library's LISTEN/NOTIFY subscription for appends made by other
+processes. SQLite has no such subscription: the runner polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from adapters.eventstore import DIGEST_SIZE, ChainedMapper, LedgerStore
+from projections.fold import Recorded, Undecodable
+
+logger = logging.getLogger(__name__)
+
+PAGE_QUERIES = {
+    "sqlite": sa.text("SELECT rowid, originator_id, originator_version, topic, state FROM stored_events "
+                      "WHERE rowid > :after ORDER BY rowid LIMIT :limit"),
+    "postgresql": sa.text("SELECT notification_id, originator_id, originator_version, topic, state "
+                          "FROM tradeledger_events WHERE notification_id > :after "
+                          "ORDER BY notification_id LIMIT :limit"),
+}
+
+
+class StoreFeed:
+    def __init__(self, store: LedgerStore, engine: sa.Engine) -> None:
+        self.store = store
+        self.engine = engine
+        self.query = PAGE_QUERIES[engine.dialect.name]
+        self.stream_ids: dict[Any, UUID] = {}  # SQLite returns ids as text; there are few streams
+
+    def read(self, after: int, limit: int) -> list[Recorded]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(self.query, {"after": after, "limit": limit}).all()
+        return [Recorded(position, self.decode(topic, stream, version, state))
+                for position, stream, version, topic, state in rows]
+
+    def decode(self, topic: str, stream: Any, version: int, state: bytes) -> object:
+        originator_id = self.stream_ids.get(stream)
+        if originator_id is None:
+            originator_id = self.stream_ids[stream] = stream if isinstance(stream, UUID) else UUID(stream)
+        try:
+            return ChainedMapper.decode(topic, originator_id, version, bytes(state[DIGEST_SIZE:]))
+        except Exception as error:  # noqa: BLE001 - the fold that meets it stops and reports it
+            return Undecodable(topic=topic, error=f"{type(error).__name__}: {error}")
+
+    def head(self) -> int:
+        return self.store.head_position()
+
+    @contextmanager
+    def watch(self, wake: Callable[[], None]) -> Iterator[None]:
+        def on_append(_position: int) -> None:
+            wake()
+
+        self.store.on_append(on_append)
+        try:
+            with self._notifications(wake):
+                yield
+        finally:
+            self.store.append_listeners.remove(on_append)
+
+    @contextmanager
+    def _notifications(self, wake: Callable[[], None]) -> Iterator[None]:
+        try:
+            subscription = self.store.recorder.subscribe(gt=self.head())
+        except NotImplementedError:
+            yield  # SQLite: the runner's poll interval covers other processes
+            return
+        thread = threading.Thread(target=_forward, args=(subscription, wake), name="projection-notify",
+                                  daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            subscription.stop()
+            thread.join()
+
+
+def _forward(subscription: Any, wake: Callable[[], None]) -> None:
+    # Only the fact that something was appended matters; the runner reads the events itself.
+    try:
+        with subscription:
+            for _notification in subscription:
+                wake()
+    except Exception:
+        logger.exception("LISTEN/NOTIFY subscription failed; the runner falls back to polling")

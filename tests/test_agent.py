@@ -1,0 +1,171 @@
+"""The agent end to end on real candles: backtest, fills at the next open, reproduce, conflicts, resume."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from adapters.agent import Agent, AgentError
+from adapters.audit import read_log, verify_log
+from adapters.cli import main
+from adapters.database import upgrade
+from adapters.eventstore import LedgerStore, chain_digest, open_store, split_state, store_environment
+from adapters.marketdata import load_candles
+from adapters.reproduce import decoded
+from domain.account import Account
+from domain.market import Market
+from domain.values import Side
+from settings import Settings, load_settings
+from tests.conftest import CANDLES
+
+ETH = CANDLES / "ETH_BTC-5m.csv"
+
+
+def settings_for(url: str, **overrides: str) -> Settings:
+    return load_settings(overrides={"database.url": url, "predictor.name": "sma_cross", **overrides})
+
+
+def started(store: LedgerStore, settings: Settings) -> Agent:
+    agent = Agent(store, settings)
+    agent.start(("test",))
+    return agent
+
+
+def events_of(store: LedgerStore, *types: type) -> list:
+    return [e for e, _ in decoded(read_log(store)) if isinstance(e, types)]
+
+
+@pytest.fixture(scope="module")
+def eth_candles():
+    return load_candles(ETH).candles
+
+
+@pytest.mark.parametrize("predictor", ["sma_cross", "ensemble"])
+def test_backtest_records_everything_then_verify_and_reproduce_pass(tmp_path, capsys, predictor) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    assert main(["--database", url, "backtest", "--data", str(ETH), "--predictor", predictor, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["candles"] == 5760 and result["trades"] > 10
+    assert Decimal(result["final_equity"]) > 0 and Decimal(result["fees"]) > 0
+    assert len(result["closed_trades"]) == result["trades"]
+    trade = result["closed_trades"][0]
+    assert {"symbol", "entry_time", "exit_time", "entry_price", "exit_price", "quantity", "pnl", "fees"} <= set(trade)
+    assert trade["entry_time"] < trade["exit_time"]
+    assert main(["--database", url, "verify"]) == 0
+    assert main(["--database", url, "reproduce", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["candles"] == 5760
+
+
+def test_orders_fill_at_the_next_candles_open_plus_slippage(sqlite_url, eth_candles) -> None:
+    upgrade(sqlite_url)
+    store = open_store(sqlite_url)
+    settings = settings_for(sqlite_url)
+    started(store, settings).run_feed(eth_candles[:2000], batch_size=500)
+    opens = {c.open_time: c.open for c in eth_candles}
+    placed = {e.order_id: e for e in events_of(store, Account.OrderPlaced)}
+    fills = events_of(store, Account.OrderFilled)
+    slip = settings.trading.slippage_bps / 10_000
+    assert len(fills) > 10
+    for fill in fills:
+        direction = 1 if fill.side is Side.BUY else -1
+        signal_candle = datetime.fromisoformat(placed[fill.order_id].signal_ref.split()[-1])
+        assert fill.filled_at == signal_candle + timedelta(minutes=5), "filled at the open of the candle after"
+        assert fill.price == (opens[fill.filled_at] * (1 + direction * slip)).quantize(Decimal("1e-10"))
+        assert fill.fee == (fill.price * fill.quantity * settings.trading.fee_rate).quantize(Decimal("1e-12"))
+
+
+def test_reproduce_names_the_first_divergence_when_an_input_was_altered(tmp_path, capsys, eth_candles) -> None:
+    path = tmp_path / "ledger.sqlite"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    store = open_store(url)
+    started(store, settings_for(url)).run_feed(eth_candles[:600], batch_size=100)
+    candles = [(n, e) for (e, _), n in zip(decoded(read_log(store)), read_log(store))
+               if isinstance(e, Market.CandleClosed)]
+    store.close()
+    notification, candle = next((n, c) for n, c in candles[300:] if c.close != c.low)
+    digest, payload = split_state(notification.state)
+    altered = payload.replace(f'"close":"{candle.close}"'.encode(), f'"close":"{candle.low}"'.encode())
+    assert altered != payload
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE stored_events SET state=? WHERE rowid=?", (digest + altered, notification.id))
+
+    assert main(["--database", url, "reproduce", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    divergence = report["divergence"]
+    assert report["ok"] is False and divergence["stream"] == str(notification.originator_id)
+    assert divergence["version"] == notification.originator_version + 1, "the signal of the altered candle"
+    assert "SignalGenerated.feature_values differs" in divergence["message"]
+
+
+def test_reproduce_reports_a_recorded_candle_it_cannot_process(tmp_path, capsys, eth_candles) -> None:
+    path = tmp_path / "ledger.sqlite"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    store = open_store(url)
+    started(store, settings_for(url)).run_feed(eth_candles[:50], batch_size=100)
+    notification, candle = [(n, e) for (e, _), n in zip(decoded(read_log(store)), read_log(store))
+                            if isinstance(e, Market.CandleClosed)][10]
+    store.close()
+    digest, payload = split_state(notification.state)
+    broken = payload.replace(f'"high":"{candle.high}"'.encode(), b'"high":"0.00000001"')
+    assert broken != payload
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE stored_events SET state=? WHERE rowid=?", (digest + broken, notification.id))
+    assert main(["--database", url, "reproduce"]) == 1
+    out = capsys.readouterr().out
+    assert f"position {notification.id}" in out and "high" in out and "cannot be replayed" in out
+
+
+def test_a_halt_from_another_writer_stops_entries_and_still_reproduces(sqlite_url, eth_candles, capsys) -> None:
+    upgrade(sqlite_url)
+    store = open_store(sqlite_url)
+    agent = started(store, settings_for(sqlite_url))
+    agent.run_feed(eth_candles[:1500], batch_size=1)
+    api = LedgerStore(env=store_environment(sqlite_url))
+    account = api.repository.get(agent.account.id)
+    if account.is_halted:
+        account.resume_trading(by="api", reason="test", at=eth_candles[1499].close_time)
+    account.halt_trading(rule="manual", reason="operator", metrics={}, by="api", at=eth_candles[1499].close_time)
+    api.save(account)
+    halt_position = api.head_position()
+    api.close()
+
+    agent.run_feed(eth_candles[1500:3000], batch_size=1)
+
+    after = [(e, p) for e, p in decoded(read_log(store, after=halt_position))]
+    buys = [e for e, _ in after if isinstance(e, Account.OrderPlaced) and e.side is Side.BUY]
+    rejected = [e for e, _ in after if isinstance(e, Account.OrderRejected)]
+    assert buys == [] and rejected and {r.rule for r in rejected} == {"manual"}
+    assert verify_log(store).ok
+    assert main(["--database", sqlite_url, "reproduce"]) == 0
+
+
+def test_the_agent_refuses_to_continue_a_history_made_with_other_decision_settings(sqlite_url, eth_candles) -> None:
+    upgrade(sqlite_url)
+    store = open_store(sqlite_url)
+    started(store, settings_for(sqlite_url)).run_feed(eth_candles[:100], batch_size=50)
+    with pytest.raises(AgentError, match="predictor.fast recorded '10', now '12'"):
+        Agent(store, settings_for(sqlite_url, **{"predictor.fast": "12"}))
+
+
+def test_a_resumed_agent_records_nothing_twice(sqlite_url, eth_candles) -> None:
+    upgrade(sqlite_url)
+    store = open_store(sqlite_url)
+    started(store, settings_for(sqlite_url)).run_feed(eth_candles[:1000], batch_size=300)
+    second = started(store, settings_for(sqlite_url))
+    assert second.run_feed(eth_candles[:2000], batch_size=300) == 1000, "only the new candles"
+    times = [e.open_time for e in events_of(store, Market.CandleClosed)]
+    assert times == [c.open_time for c in eth_candles[:2000]]
+
+
+def test_chain_digest_covers_the_stream_position() -> None:
+    from uuid import uuid4
+
+    stream = uuid4()
+    assert chain_digest(bytes(32), stream, 1, "t", b"x") != chain_digest(bytes(32), stream, 2, "t", b"x")
