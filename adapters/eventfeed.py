@@ -17,10 +17,12 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from eventsourcing.utils import resolve_topic
 
 from adapters.eventstore import DIGEST_SIZE, ChainedMapper, LedgerStore
 from projections.fold import Recorded, Undecodable
@@ -42,21 +44,25 @@ class StoreFeed:
         self.engine = engine
         self.query = PAGE_QUERIES[engine.dialect.name]
         self.stream_ids: dict[Any, UUID] = {}  # SQLite returns ids as text; there are few streams
+        self.types: dict[str, type] = {}
 
     def read(self, after: int, limit: int) -> list[Recorded]:
         with self.engine.connect() as conn:
             rows = conn.execute(self.query, {"after": after, "limit": limit}).all()
-        return [Recorded(position, self.decode(topic, stream, version, state))
-                for position, stream, version, topic, state in rows]
+        return [self.recorded(*row) for row in rows]
 
-    def decode(self, topic: str, stream: Any, version: int, state: bytes) -> object:
+    def recorded(self, position: int, stream: Any, version: int, topic: str, state: bytes) -> Recorded:
         originator_id = self.stream_ids.get(stream)
         if originator_id is None:
             originator_id = self.stream_ids[stream] = stream if isinstance(stream, UUID) else UUID(stream)
-        try:
-            return ChainedMapper.decode(topic, originator_id, version, bytes(state[DIGEST_SIZE:]))
-        except Exception as error:  # noqa: BLE001 - the fold that meets it stops and reports it
-            return Undecodable(topic=topic, error=f"{type(error).__name__}: {error}")
+        event_type = self.types.get(topic)
+        if event_type is None:
+            try:
+                event_type = self.types[topic] = resolve_topic(topic)
+            except Exception as error:  # noqa: BLE001 - every fold that meets it stops and reports it
+                return Recorded.of(position, Undecodable(topic=topic, error=f"{type(error).__name__}: {error}"))
+        # Decoded only if a fold reads it; a payload that fails to decode fails that fold.
+        return Recorded(position, event_type, originator_id, partial(_decode, topic, originator_id, version, state))
 
     def head(self) -> int:
         return self.store.head_position()
@@ -88,6 +94,10 @@ class StoreFeed:
         finally:
             subscription.stop()
             thread.join()
+
+
+def _decode(topic: str, originator_id: UUID, version: int, state: bytes) -> object:
+    return ChainedMapper.decode(topic, originator_id, version, bytes(state[DIGEST_SIZE:]))
 
 
 def _forward(subscription: Any, wake: Callable[[], None]) -> None:

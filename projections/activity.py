@@ -7,7 +7,7 @@ else out of the feed, and each candle's signal line already names it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from domain.account import Account
 from domain.agent_run import AgentRun
 from domain.gateway import Gateway
 from domain.market import Market
-from projections.fold import Fold, Handler, Projection
+from projections.fold import Fold, Handler, Projection, Recorded, Undecodable
 from projections.rows import RowTable, UtcDateTime, metadata
 
 KEEP_LAST = 1000
@@ -74,6 +74,17 @@ DESCRIBE: dict[type, Callable[[Any], str]] = {
 class ActivityFold(Fold):
     def handlers_by_type(self) -> dict[type, Handler]:
         return {event_type: self.describe for event_type in DESCRIBE}
+
+    def relevant(self, events: Sequence[Recorded]) -> Sequence[Recorded]:
+        # Only the newest KEEP_LAST rows outlive a batch, so the text of older events in it would be
+        # thrown away unread: a rebuild renders ~1000 lines per batch instead of one per event.
+        # An undecodable event is never skipped: the suffix starts at it.
+        start, kept = len(events), 0
+        while start > 0 and kept < KEEP_LAST:
+            start -= 1
+            kept += events[start].type in DESCRIBE
+        undecodable = next((i for i in range(start) if events[i].type is Undecodable), start)
+        return events[undecodable:]
 
     def describe(self, e: Any, position: int) -> None:
         event_type = type(e)

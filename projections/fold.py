@@ -1,6 +1,6 @@
 """What every read model shares: the fold, the projection spec, and applying a batch of events.
 
-A fold is pure: it turns decoded domain events (with their log positions)
+A fold is pure: it turns domain events (with their log positions)
 into rows on a sink and keeps only the working state it needs to continue.
 Everything in that working state is also in its rows, so `restore` can pick
 up from a database exactly where the last committed batch left off.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Self
+from uuid import UUID
 
 import msgspec
 
@@ -18,25 +19,52 @@ from projections.rows import RowSource, RowTable, Sink
 Handler = Callable[[Any, int], None]
 
 
-class Recorded(NamedTuple):
-    """One decoded event and its position in the log."""
-
-    position: int
-    event: object
-
-
 class Undecodable(msgspec.Struct, frozen=True):
-    """Stands in for a stored event that could not be decoded, so no fold can silently skip it."""
+    """Stands in for a stored event whose topic names no known event class."""
 
     topic: str
     error: str
 
 
-class FoldFailed(Exception):
-    """A fold raised on the event at `index` of a batch (log position `position`)."""
+class Recorded:
+    """One event at its log position: its type and stream up front, the event decoded on first use.
 
-    def __init__(self, index: int, position: int, cause: BaseException) -> None:
-        self.index = index
+    Decoding is most of the cost of reading the log, and some folds need only
+    a few events of a batch (the latest signal per market, the newest feed
+    lines), so an event no fold reads is never decoded. Once decoded, every
+    fold shares the same object.
+    """
+
+    __slots__ = ("position", "type", "stream", "_event", "_decode")
+
+    def __init__(self, position: int, type_: type, stream: UUID | None, decode: Callable[[], object] | None) -> None:
+        self.position = position
+        self.type = type_
+        self.stream = stream
+        self._event: object | None = None
+        self._decode: Callable[[], object] | None = decode
+
+    @classmethod
+    def of(cls, position: int, event: Any) -> Recorded:
+        """An event already in memory (tests, the agent's own appends)."""
+        recorded = cls(position, type(event), getattr(event, "originator_id", None), None)
+        recorded._event = event
+        return recorded
+
+    @property
+    def event(self) -> Any:
+        if self._decode is not None:
+            self._event, self._decode = self._decode(), None
+        return self._event
+
+    def __repr__(self) -> str:
+        return f"Recorded({self.position}, {self.type.__qualname__})"
+
+
+class FoldFailed(Exception):
+    """A fold raised on the event at log position `position`."""
+
+    def __init__(self, position: int, cause: BaseException) -> None:
         self.position = position
         self.cause = cause
         super().__init__(f"event at position {position}: {type(cause).__name__}: {cause}")
@@ -58,7 +86,11 @@ class Fold:
         return cls(sink)
 
     def apply(self, event: object, position: int) -> None:
-        apply_all(self, [Recorded(position, event)])
+        apply_all(self, [Recorded.of(position, event)])
+
+    def relevant(self, events: Sequence[Recorded]) -> Sequence[Recorded]:
+        """The events of a batch, in order, that give the same rows as applying all of them."""
+        return events
 
 
 class Projection(NamedTuple):
@@ -72,12 +104,12 @@ def apply_all(fold: Fold, events: Sequence[Recorded]) -> None:
     # The handler lookup is inlined here rather than going through `Fold.apply`:
     # this loop runs once per event per projection and dominates a rebuild.
     handlers = fold.handlers
-    for index, (position, event) in enumerate(events):
-        handler = handlers.get(type(event))
+    for recorded in fold.relevant(events):
+        handler = handlers.get(recorded.type)
         try:
             if handler is not None:
-                handler(event, position)
-            elif type(event) is Undecodable:
-                raise ValueError(f"stored event {event.topic} cannot be decoded: {event.error}")
+                handler(recorded.event, recorded.position)
+            elif recorded.type is Undecodable:
+                raise ValueError(f"stored event {recorded.event.topic} cannot be decoded: {recorded.event.error}")
         except Exception as error:
-            raise FoldFailed(index, position, error) from error
+            raise FoldFailed(recorded.position, error) from error

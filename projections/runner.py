@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from operator import attrgetter
@@ -95,8 +95,9 @@ class Slot:
         # rows and redo only the events before it (a fold is deterministic, so they apply again).
         logger.error("projection %s stopped: %s", self.projection.name, failed, exc_info=failed.cause)
         self.restore(conn)
-        apply_all(self.fold, events[:failed.index])
-        position = events[failed.index - 1].position if failed.index else self.tracking.position
+        index = bisect_left(events, failed.position, key=attrgetter("position"))
+        apply_all(self.fold, events[:index])
+        position = events[index - 1].position if index else self.tracking.position
         return sql.Tracking(name=self.projection.name, position=position, error=str(failed.cause) or
                             type(failed.cause).__name__, error_position=failed.position)
 

@@ -14,15 +14,17 @@ separate cache TTL to drift out of step with the candle cadence.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
+from operator import attrgetter
 
 import msgspec
 import sqlalchemy as sa
 
 from domain.market import Market
 from domain.values import MemberPrediction, Prediction, timeframe_delta
-from projections.fold import Fold, Handler, Projection
+from projections.fold import Fold, Handler, Projection, Recorded, Undecodable
 from projections.rows import RowTable, UtcDateTime, metadata
 
 SIGNAL_GRACE = timedelta(seconds=30)
@@ -77,6 +79,17 @@ def freshness(timeframe: str) -> timedelta:
 class SignalsFold(Fold):
     def handlers_by_type(self) -> dict[type, Handler]:
         return {Market.SignalGenerated: self.signal_generated}
+
+    def relevant(self, events: Sequence[Recorded]) -> Sequence[Recorded]:
+        # Each signal replaces its market's row, so only a batch's last signal per market can
+        # survive it: the others need not even be decoded. Undecodable events are kept.
+        latest: dict[object, Recorded] = {}
+        for recorded in events:
+            if recorded.type is Market.SignalGenerated:
+                latest[recorded.stream] = recorded
+            elif recorded.type is Undecodable:
+                latest[recorded.position] = recorded
+        return sorted(latest.values(), key=attrgetter("position"))
 
     def signal_generated(self, e: Market.SignalGenerated, position: int) -> None:
         self.sink.put(SIGNALS, SignalRow(

@@ -1,81 +1,76 @@
 """One log follower per API process, fanning updates out to the open connections.
 
-The follower reads the notification log after the last position it has
-published, renders each page once (every connection sends the same encoded
-text) and offers it to each connection's bounded queue. It wakes on:
-- appends made through this process's store (`LedgerStore.on_append`);
-- PostgreSQL NOTIFY, which the recorder sends on every insert, for appends
-  made by other processes (the agent, other replicas);
-- a poll timer on SQLite, which has no cross-process notification.
+The follower reads the event log after the last position it has published
+(through the same `EventFeed` the projection runner reads), renders each page
+once, encodes each message once (every connection sends the same text) and
+offers the page to each connection's bounded queue. It wakes on what the feed
+watches (appends made by this process; LISTEN/NOTIFY on PostgreSQL for other
+processes) and polls every `poll_interval` for SQLite, which cannot notify
+across processes.
 
-A connection whose queue is full is not blocked on and does not block anyone:
-it is marked lagged, and its handler reads what it missed from the store
-itself before taking live updates again. The set of subscriptions belongs to
-the follower; connection handlers only enter and leave it through
-`subscribe()`, all on the event loop thread.
+A connection whose queue is full is never waited for and never slows the
+others: it is marked lagged, and its handler reads what it missed from the
+log itself before it takes queued updates again. The set of subscriptions
+belongs to the follower; handlers only enter and leave it through
+`subscribe()`, and everything here runs on the event loop thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
-from eventsourcing.persistence import Notification
-from psycopg.sql import SQL, Identifier
-
-from adapters.eventstore import LedgerStore
+from projections.fold import Recorded
+from projections.runner import EventFeed
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
 RETRY_SECONDS = 1.0
-LISTEN_TIMEOUT = 0.5
 
 
 class Outgoing(NamedTuple):
-    """One server message, already encoded, and the log position that produced it."""
+    """One server message, already encoded, with the log position that produced it."""
 
     position: int
-    topic: str
+    topics: frozenset[str]
     text: str
 
 
 class Update(NamedTuple):
-    """The messages rendered from one page of the log, up to and including position `last`."""
+    """The messages rendered from one page of the log, which ends at position `last`."""
 
     last: int
     messages: tuple[Outgoing, ...]
 
 
-Render = Callable[[Sequence[Notification]], list[Outgoing]]
+Render = Callable[[Sequence[Recorded]], list[Outgoing]]
 
 
 class LogReader:
-    """Reads rendered pages of the log: used by the follower and by each connection's catch-up."""
+    """Rendered pages of the log: read by the follower and by each connection's catch-up."""
 
-    def __init__(self, store: LedgerStore, render: Render, page_size: int = PAGE_SIZE) -> None:
-        self.store = store
+    def __init__(self, feed: EventFeed, render: Render, page_size: int = PAGE_SIZE) -> None:
+        self.feed = feed
         self.render = render
         self.page_size = page_size
 
     def read(self, after: int) -> Update:
-        """The next page after `after` (blocking); `last == after` when there is nothing newer."""
-        page = self.store.recorder.select_notifications(start=after, limit=self.page_size,
-                                                        inclusive_of_start=False)
+        """The page after `after` (blocking); `last == after` when there is nothing newer."""
+        page = self.feed.read(after, self.page_size)
         if not page:
             return Update(after, ())
-        return Update(page[-1].id, tuple(self.render(page)))
+        return Update(page[-1].position, tuple(self.render(page)))
 
     def head(self) -> int:
-        return self.store.head_position()
+        return self.feed.head()
 
 
 class Lagged:
-    """The queue overflowed: the connection must read what it missed from the store."""
+    """The queue overflowed: the connection must read what it missed from the log."""
 
 
 LAGGED = Lagged()
@@ -103,22 +98,20 @@ class Subscription:
 
     def stop(self, reason: str) -> None:
         self.stopped = reason
-        try:
+        with contextlib.suppress(asyncio.QueueFull):  # full: the handler is not waiting, it sees `stopped`
             self.queue.put_nowait(None)  # wakes a handler waiting in next()
-        except asyncio.QueueFull:
-            pass  # a full queue means the handler is not waiting: it sees `stopped` next
 
     def request_catch_up(self) -> None:
-        """The handler reads from its own position in the store before taking queued updates."""
+        """Make the handler read from its own position in the log before taking queued updates."""
         self.lagged = True
 
     async def next(self) -> Update | Lagged:
-        # Checked before waiting: lagged is only set while the queue is full, so
+        # Checked before waiting: `lagged` is only set while the queue is full, so
         # a handler blocked on an empty queue cannot miss it.
         if self.stopped:
             raise FollowerStopped(self.stopped)
         if self.lagged:
-            self.discard_queued()  # the catch-up reads all of it from the store
+            self.discard_queued()  # the catch-up reads all of it from the log
             self.lagged = False
             return LAGGED
         update = await self.queue.get()
@@ -131,70 +124,10 @@ class Subscription:
             self.queue.get_nowait()
 
 
-class WakeSource(Protocol):
-    def start(self, wake: Callable[[], None]) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-class InProcessAppends:
-    """Wakes on appends made through this process's store."""
-
-    def __init__(self, store: LedgerStore) -> None:
-        self.store = store
-        self.listener: Callable[[int], None] | None = None
-
-    def start(self, wake: Callable[[], None]) -> None:
-        self.listener = lambda _position: wake()
-        self.store.on_append(self.listener)
-
-    def stop(self) -> None:
-        if self.listener in self.store.append_listeners:
-            self.store.append_listeners.remove(self.listener)
-
-
-class PostgresNotifications:
-    """Wakes on the NOTIFY the PostgreSQL recorder sends after each insert, from any process."""
-
-    def __init__(self, store: LedgerStore) -> None:
-        self.recorder = store.recorder
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    def start(self, wake: Callable[[], None]) -> None:
-        self.thread = threading.Thread(target=self.listen, args=(wake,), name="log-follower-listen", daemon=True)
-        self.thread.start()
-
-    def listen(self, wake: Callable[[], None]) -> None:
-        while not self.stopping.is_set():
-            try:
-                with self.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
-                    conn.execute(SQL("LISTEN {0}").format(Identifier(self.recorder.channel_name)))  # type: ignore[attr-defined]
-                    wake()  # appends made while (re)connecting raised no notification we could hear
-                    while not self.stopping.is_set():
-                        for _ in conn.notifies(timeout=LISTEN_TIMEOUT, stop_after=1):
-                            wake()
-            except Exception:
-                log.exception("LISTEN connection lost; reconnecting")
-                self.stopping.wait(RETRY_SECONDS)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join()
-
-
 class LogFollower:
-    def __init__(
-        self,
-        reader: LogReader,
-        *,
-        wake_sources: Sequence[WakeSource],
-        poll_interval: float | None,
-        queue_limit: int,
-    ) -> None:
+    def __init__(self, reader: LogReader, feed: EventFeed, *, poll_interval: float, queue_limit: int) -> None:
         self.reader = reader
-        self.wake_sources = wake_sources
+        self.feed = feed
         self.poll_interval = poll_interval
         self.queue_limit = queue_limit
         self.position = 0
@@ -202,18 +135,17 @@ class LogFollower:
         self.wakeup = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.task: asyncio.Task[None] | None = None
+        self.watching = contextlib.ExitStack()
 
     async def start(self) -> None:
-        """Follow from the current head: history is read by each connection that asks for it."""
+        """Follow from the current head: older history is read by the connections that ask for it."""
         self.loop = asyncio.get_running_loop()
         self.position = await asyncio.to_thread(self.reader.head)
-        for source in self.wake_sources:
-            source.start(self.wake)
+        await asyncio.to_thread(self.watching.enter_context, self.feed.watch(self.wake))
         self.task = asyncio.create_task(self.follow(), name="log-follower")
 
     async def stop(self, reason: str) -> None:
-        for source in self.wake_sources:
-            await asyncio.to_thread(source.stop)
+        await asyncio.to_thread(self.watching.close)
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
@@ -221,16 +153,14 @@ class LogFollower:
             subscription.stop(reason)
 
     def wake(self) -> None:
-        """Thread-safe; called by the wake sources from any thread."""
+        """Thread-safe: the feed calls it from the appending thread or its LISTEN thread."""
         loop = self.loop
         if loop is None or loop.is_closed():
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is listening
             loop.call_soon_threadsafe(self.wakeup.set)
-        except RuntimeError:
-            pass  # the loop closed between the check and the call: nobody is listening any more
 
-    @contextmanager
+    @contextlib.contextmanager
     def subscribe(self) -> Iterator[Subscription]:
         subscription = Subscription(self.queue_limit)
         self.subscriptions.add(subscription)
@@ -241,12 +171,12 @@ class LogFollower:
 
     async def follow(self) -> None:
         while True:
-            # Cleared before reading, so an append committed after the read still wakes the wait.
+            # Cleared before reading, so an append committed after the read still ends the wait.
             self.wakeup.clear()
             try:
                 update = await asyncio.to_thread(self.reader.read, self.position)
             except Exception:
-                log.exception("reading the event log failed; retrying")
+                log.exception("reading the event log failed; retrying in %ss", RETRY_SECONDS)
                 await self.wait(RETRY_SECONDS)
                 continue
             if update.last > self.position:
@@ -256,15 +186,6 @@ class LogFollower:
                 continue
             await self.wait(self.poll_interval)
 
-    async def wait(self, timeout: float | None) -> None:
-        try:
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wakeup.wait(), timeout)
-        except TimeoutError:
-            pass
-
-
-def wake_sources_for(store: LedgerStore) -> list[WakeSource]:
-    sources: list[WakeSource] = [InProcessAppends(store)]
-    if hasattr(store.recorder, "channel_name"):  # the PostgreSQL recorder
-        sources.append(PostgresNotifications(store))
-    return sources

@@ -1,0 +1,261 @@
+"""What crosses the HTTP and WebSocket boundary: msgspec structs, documented in the OpenAPI schema.
+
+Money is `Decimal` and is sent as a JSON string (exact); times are UTC
+ISO-8601. The WebSocket messages are the same structs as `GET /api/updates`
+returns, so the stream is described by the OpenAPI document too.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+
+from domain.values import MemberPrediction, OrderType, Prediction, Side
+
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500, description="why, for the audit log")]
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    status_code: int
+    detail: str
+    field: str | None = None
+
+
+# -- portfolio ------------------------------------------------------------------
+
+
+class PortfolioView(msgspec.Struct, kw_only=True):
+    account: str
+    quote_currency: str
+    initial_balance: Decimal
+    cash: Decimal
+    equity: Decimal
+    realised_pnl: Decimal
+    unrealised_pnl: Decimal
+    fees: Decimal
+    return_percent: Decimal
+    halted: bool
+    halted_rule: str | None
+    halted_reason: str | None
+    open_orders: int
+    trades_closed: int
+    opened_at: datetime
+    mark_time: datetime | None
+    position: int  # the log position the portfolio read model has applied
+
+
+class PositionView(msgspec.Struct, kw_only=True):
+    symbol: str
+    quantity: Decimal
+    average_price: Decimal
+    cost: Decimal
+    last_price: Decimal | None
+    unrealised_pnl: Decimal
+    opened_at: datetime
+
+
+class OrderView(msgspec.Struct, kw_only=True):
+    order_id: UUID
+    symbol: str
+    side: Side
+    quantity: Decimal
+    order_type: OrderType
+    placed_at: datetime
+    signal_ref: str
+    reason: str
+    status: Literal["open", "filled", "cancelled"]
+    closed_at: datetime | None = None
+    fill_price: Decimal | None = None
+    filled_quantity: Decimal | None = None
+    fee: Decimal | None = None
+    close_reason: str | None = None
+
+
+class FillView(msgspec.Struct, kw_only=True):
+    position: int
+    order_id: UUID
+    symbol: str
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+    realised_pnl: Decimal
+    filled_at: datetime
+
+
+class TradeView(msgspec.Struct, kw_only=True):
+    """A round trip: from a position opening from zero until it is back at zero."""
+
+    seq: int
+    symbol: str
+    entry_time: datetime
+    exit_time: datetime
+    entry_price: Decimal
+    exit_price: Decimal
+    quantity: Decimal
+    fees: Decimal
+    pnl: Decimal
+
+
+class EquityPoint(msgspec.Struct, kw_only=True):
+    time: datetime
+    equity: Decimal
+
+
+class DailyPnlView(msgspec.Struct, kw_only=True):
+    day: date
+    pnl: Decimal
+
+
+# -- signals --------------------------------------------------------------------
+
+
+class SignalView(msgspec.Struct, kw_only=True):
+    """The prediction response: the latest signal of a symbol and timeframe, and until when it holds."""
+
+    symbol: str
+    timeframe: str
+    prediction: Prediction
+    confidence: float
+    is_actionable: bool
+    timestamp: datetime  # when the signal was produced: the close of its candle
+    candle_time: datetime
+    individual_predictions: tuple[MemberPrediction, ...]
+    data_quality: float
+    model_name: str
+    model_version: str
+    features_used: tuple[str, ...]
+    fresh_until: datetime
+    position: int
+
+
+# -- operations -----------------------------------------------------------------
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    ready: bool
+    store_reachable: bool
+    read_models: bool
+    head: int | None
+    reasons: list[str]
+
+
+class SessionView(msgspec.Struct, kw_only=True):
+    gateway_id: UUID
+    session_id: str
+    channel: str
+    peer: str
+    connected_at: datetime
+
+
+class GatewayView(msgspec.Struct, kw_only=True):
+    gateway_id: UUID
+    kind: str
+    host: str
+    pid: int
+    started_at: datetime
+    open_sessions: int
+
+
+class ConnectionsView(msgspec.Struct, kw_only=True):
+    open: int
+    gateways: list[GatewayView]  # the gateways still running
+    sessions: list[SessionView]
+
+
+class ActivityView(msgspec.Struct, kw_only=True):
+    position: int
+    at: datetime
+    type: str
+    stream: str
+    text: str
+
+
+class ControlRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    reason: Reason
+
+
+class ControlResult(msgspec.Struct, kw_only=True):
+    action: Literal["halt", "resume"]
+    halted: bool
+    position: int  # the log position of the recorded TradingHalted / TradingResumed
+    by: str
+    reason: str
+
+
+# -- the update stream (WebSocket messages and GET /api/updates) ----------------
+
+
+class OrderUpdate(msgspec.Struct, kw_only=True):
+    """An order was placed, cancelled, or refused before it existed (rejected: no order id)."""
+
+    status: Literal["open", "cancelled", "rejected"]
+    order_id: UUID | None
+    symbol: str | None
+    side: Side | None
+    quantity: Decimal | None
+    reason: str
+
+
+class MarkUpdate(msgspec.Struct, kw_only=True):
+    """A candle closed: the price positions in `symbol` are now valued at."""
+
+    symbol: str
+    timeframe: str
+    price: Decimal
+    open_time: datetime
+
+
+class TradingUpdate(msgspec.Struct, kw_only=True):
+    halted: bool
+    rule: str | None
+    reason: str
+    by: str
+
+
+class AgentUpdate(msgspec.Struct, kw_only=True):
+    run_id: UUID
+    status: Literal["started", "running", "stopped"]
+    candles_processed: int | None = None
+    feed_lag: float | None = None
+    reason: str | None = None
+
+
+class _Message(msgspec.Struct, kw_only=True, tag_field="type"):
+    position: int
+    at: datetime
+
+
+class SignalMessage(_Message, tag="signal"):
+    data: SignalView
+
+
+class OrderMessage(_Message, tag="order"):
+    data: OrderUpdate
+
+
+class FillMessage(_Message, tag="fill"):
+    data: FillView
+
+
+class MarkMessage(_Message, tag="mark"):
+    data: MarkUpdate
+
+
+class TradingMessage(_Message, tag="trading"):
+    data: TradingUpdate
+
+
+class AgentMessage(_Message, tag="agent"):
+    data: AgentUpdate
+
+
+class ActivityMessage(_Message, tag="activity"):
+    data: ActivityView
+
+
+Message = SignalMessage | OrderMessage | FillMessage | MarkMessage | TradingMessage | AgentMessage | ActivityMessage

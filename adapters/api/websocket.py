@@ -1,0 +1,238 @@
+"""`/ws`: live updates from the event log, one handler per connection.
+
+Protocol (docs/api.md has the full description):
+- every server message is `{"type", "position", "at", "data"}`; `position`
+  is the log position that produced it (for pong, heartbeat, subscribed and
+  error: the last position this connection has been brought up to);
+- `?after=N` first sends every message after position N, read from the log,
+  then live ones: each position once, in order, with no gap;
+- the client may send `{"type": "ping"}` and `{"type": "subscribe",
+  "topics": [...]}` (replaces the topics; all topics until then);
+- a bad frame gets an `error` message naming the problem; the connection stays
+  open. Frames over MAX_FRAME_BYTES are refused the same way (uvicorn closes
+  the connection only above its own `ws_max_size`, see adapters.api.server).
+
+Each connection runs three tasks (receive, push, heartbeat); the first to end
+ends the connection, and its reason is recorded in the Gateway's
+ClientDisconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from adapters.api.follower import LAGGED, FollowerStopped, LogFollower, LogReader, Subscription, Update
+from adapters.api.sessions import SessionLog
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 4096
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+
+Topic = Literal["signals", "orders", "fills", "portfolio", "health", "activity"]
+ALL_TOPICS: frozenset[str] = frozenset(Topic.__args__)  # type: ignore[attr-defined]
+
+
+class Ping(msgspec.Struct, tag="ping", tag_field="type", forbid_unknown_fields=True):
+    pass
+
+
+class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", forbid_unknown_fields=True):
+    topics: list[Topic]
+
+
+_decode_frame = msgspec.json.Decoder(Ping | Subscribe).decode
+_encoder = msgspec.json.Encoder()
+_FIELD = re.compile(r"at `\$\.?([^`]*)`")
+
+
+class Notice(msgspec.Struct):
+    """A server message that is not from the log (pong, heartbeat, subscribed, error)."""
+
+    type: str
+    position: int
+    at: datetime
+    data: dict[str, Any]
+
+
+class BadFrame(Exception):
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class LiveStream:
+    """What every connection handler shares: the follower, the log reader, the session log, the clock."""
+
+    follower: LogFollower
+    reader: LogReader
+    sessions: SessionLog
+    heartbeat_interval: float
+    clock: Callable[[], datetime]
+
+
+class SendFailed(Exception):
+    pass
+
+
+class Connection:
+    def __init__(self, socket: WebSocket, stream: LiveStream, cursor: int) -> None:
+        self.socket = socket
+        self.stream = stream
+        self.cursor = cursor  # every message up to this position has been sent or filtered out
+        self.topics: frozenset[str] = ALL_TOPICS
+        self.send_lock = asyncio.Lock()
+
+    async def run(self, subscription: Subscription) -> str:
+        """Serve until the client leaves, the server stops or a send fails; returns why."""
+        tasks = [asyncio.create_task(self.receive()), asyncio.create_task(self.push(subscription)),
+                 asyncio.create_task(self.beat())]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        finished = done.pop()
+        error = finished.exception()
+        if isinstance(error, FollowerStopped):
+            with contextlib.suppress(Exception):
+                await self.socket.close(CLOSE_GOING_AWAY, "server shutting down")
+            return f"server stopped: {error.reason}"
+        if error is not None:
+            return f"connection lost: {error}"
+        return str(finished.result())
+
+    # -- server to client ---------------------------------------------------
+
+    async def push(self, subscription: Subscription) -> None:
+        while True:
+            update = await subscription.next()
+            if update is LAGGED:
+                await self.catch_up()
+            else:
+                assert isinstance(update, Update)
+                await self.deliver(update)
+
+    async def catch_up(self) -> None:
+        """Send everything after the cursor from the log, up to the head as it is now."""
+        while True:
+            update = await asyncio.to_thread(self.stream.reader.read, self.cursor)
+            if update.last <= self.cursor:
+                return
+            await self.deliver(update)
+
+    async def deliver(self, update: Update) -> None:
+        # Positions at or before the cursor were already sent (by the catch-up or an
+        # earlier page): skipping them is what makes catch-up + live gap- and duplicate-free.
+        for message in update.messages:
+            if message.position > self.cursor and not message.topics.isdisjoint(self.topics):
+                await self.send(message.text)
+        self.cursor = max(self.cursor, update.last)
+
+    async def beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.stream.heartbeat_interval)
+            await self.notice("heartbeat", {})
+
+    async def notice(self, kind: str, data: dict[str, Any]) -> None:
+        await self.send(_encoder.encode(Notice(kind, self.cursor, self.stream.clock(), data)).decode())
+
+    async def send(self, text: str) -> None:
+        try:
+            async with self.send_lock:
+                await self.socket.send_text(text)
+        except (WebSocketDisconnect, OSError, RuntimeError) as error:
+            raise SendFailed(f"send failed: {type(error).__name__}") from error
+
+    # -- client to server ---------------------------------------------------
+
+    async def receive(self) -> str:
+        while True:
+            message = await self.socket.receive()
+            if message["type"] == "websocket.disconnect":
+                return f"client closed (code {message.get('code', 1005)})"
+            try:
+                await self.handle(frame_of(message))
+            except BadFrame as error:
+                await self.notice("error", {"message": str(error), "field": error.field})
+
+    async def handle(self, frame: Ping | Subscribe) -> None:
+        if isinstance(frame, Ping):
+            await self.notice("pong", {})
+        else:
+            self.topics = frozenset(frame.topics)
+            await self.notice("subscribed", {"topics": sorted(self.topics)})
+
+
+def frame_of(message: Any) -> Ping | Subscribe:
+    text = message.get("text")
+    if text is None:
+        raise BadFrame("binary frames are not accepted: send JSON text")
+    size = len(text.encode())
+    if size > MAX_FRAME_BYTES:
+        raise BadFrame(f"frame too large: {size} bytes, the limit is {MAX_FRAME_BYTES}")
+    try:
+        return _decode_frame(text)
+    except msgspec.ValidationError as error:
+        match = _FIELD.search(str(error))
+        raise BadFrame(f"invalid message: {error}", match.group(1) if match else None) from None
+    except msgspec.DecodeError as error:
+        raise BadFrame(f"not JSON: {error}") from None
+
+
+def parse_after(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise BadFrame(f"after: expected a log position (an integer >= 0), got {raw!r}", "after")
+    return int(raw)
+
+
+@websocket("/ws")
+async def live_updates(socket: WebSocket, stream: LiveStream) -> None:
+    await socket.accept()
+    try:
+        after = parse_after(socket.query_params.get("after"))
+    except BadFrame as error:
+        await socket.send_text(_encoder.encode(Notice("error", 0, stream.clock(),
+                                                      {"message": str(error), "field": error.field})).decode())
+        await socket.close(CLOSE_POLICY, "invalid after")
+        return
+    client = socket.client
+    peer = f"{client.host}:{client.port}" if client else "unknown"
+    try:
+        session = await stream.sessions.connect(channel="websocket", peer=peer)
+    except Exception:
+        log.exception("could not record the connection of %s", peer)
+        await socket.close(CLOSE_INTERNAL, "the session could not be recorded")
+        return
+    reason = "handler failed"
+    try:
+        with stream.follower.subscribe() as subscription:
+            connection = Connection(socket, stream, stream.follower.position if after is None else after)
+            if after is not None:
+                subscription.request_catch_up()
+            reason = await connection.run(subscription)
+    finally:
+        await record_disconnect(stream.sessions, session, reason)
+
+
+async def record_disconnect(sessions: SessionLog, session: str, reason: str) -> None:
+    try:
+        await sessions.disconnect(session, reason)
+    except Exception:
+        # Not lost for good: the Gateway's Stopped closes every session still open.
+        log.exception("could not record the disconnect of session %s", session)
