@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from adapters import database
+from adapters.eventfeed import StoreFeed
 from adapters.eventstore import LedgerStore, open_store
 from settings import Settings
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 
 class Container:
@@ -28,6 +33,16 @@ class Container:
     @cached_property
     def engine(self) -> Engine:
         return database.create_db_engine(self.url, pool_pre_ping=True)
+
+    @cached_property
+    def feed(self) -> StoreFeed:
+        return StoreFeed(self.store, self.engine)
+
+    def api_app(self) -> Litestar:
+        # Imported here: only `serve` and `run` need Litestar, and it is slow to import for every command.
+        from adapters.api.app import create_app
+
+        return create_app(store=self.store, engine=self.engine, feed=self.feed, settings=self.settings)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

@@ -110,14 +110,17 @@ class RiverLogistic(OnlineClassifierPredictor):
 
 
 class RiverHoeffdingTree(OnlineClassifierPredictor):
-    """`HoeffdingTreeClassifier`, unscaled: its Gaussian split estimates are scale-free.
+    """`HoeffdingTreeClassifier` with naive Bayes leaves, unscaled: its Gaussian split estimates are scale-free.
 
+    Naive Bayes leaves instead of river's default adaptive ones: measured about
+    1.5x faster per candle, which the default ensemble's throughput needs.
     river's Hoeffding tree has no random component, so the seed is recorded in
     the version for a uniform factory but cannot change a decision.
     """
 
     def __init__(self, seed: int, dead_band: float = DEFAULT_DEAD_BAND) -> None:
-        super().__init__("hoeffding_tree", tree.HoeffdingTreeClassifier(), seed=seed, dead_band=dead_band)
+        super().__init__("hoeffding_tree", tree.HoeffdingTreeClassifier(leaf_prediction="nb"), seed=seed,
+                         dead_band=dead_band)
 
 
 def _ensemble(seed: int, fast: int, slow: int) -> Predictor:

@@ -24,6 +24,7 @@ import msgspec
 from eventsourcing.domain import Aggregate
 
 from domain import errors, ids
+from domain.aggregate import LedgerAggregate
 from domain.values import JournalLine, OrderType, Side, require_utc
 
 # Money is rounded once, here, so every posting is exact and the journal balances.
@@ -63,7 +64,7 @@ class Position(msgspec.Struct, kw_only=True):
         return self.cost / self.quantity if self.quantity else Decimal(0)
 
 
-class Account(Aggregate):
+class Account(LedgerAggregate):
     class Opened(Aggregate.Created):
         name: str
         quote_currency: str

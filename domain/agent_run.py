@@ -7,11 +7,12 @@ from datetime import datetime
 from eventsourcing.domain import Aggregate
 
 from domain import errors
+from domain.aggregate import LedgerAggregate
 from domain.ids import agent_run_id
 from domain.values import require_utc
 
 
-class AgentRun(Aggregate):
+class AgentRun(LedgerAggregate):
     class Started(Aggregate.Created):
         version: str
         host: str

@@ -7,11 +7,12 @@ from datetime import datetime
 from eventsourcing.domain import Aggregate
 
 from domain import errors
+from domain.aggregate import LedgerAggregate
 from domain.ids import gateway_id
 from domain.values import require_utc
 
 
-class Gateway(Aggregate):
+class Gateway(LedgerAggregate):
     class Started(Aggregate.Created):
         kind: str
         host: str

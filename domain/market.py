@@ -8,11 +8,12 @@ from decimal import Decimal
 from eventsourcing.domain import Aggregate
 
 from domain import errors
+from domain.aggregate import LedgerAggregate
 from domain.ids import market_id
 from domain.values import Candle, Decision, MemberPrediction, Prediction, require_utc, timeframe_seconds
 
 
-class Market(Aggregate):
+class Market(LedgerAggregate):
     class Listed(Aggregate.Created):
         symbol: str
         timeframe: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
+from functools import cache
 
 import msgspec
 
@@ -34,6 +35,7 @@ class Prediction(str, Enum):
 _TIMEFRAME_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+@cache
 def timeframe_seconds(timeframe: str) -> int:
     """`"5m"` -> 300. Raises InvalidValue naming the timeframe when malformed."""
     unit = timeframe[-1:]
@@ -45,6 +47,7 @@ def timeframe_seconds(timeframe: str) -> int:
     return int(count) * _TIMEFRAME_UNITS[unit]
 
 
+@cache
 def timeframe_delta(timeframe: str) -> timedelta:
     return timedelta(seconds=timeframe_seconds(timeframe))
 

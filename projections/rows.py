@@ -137,30 +137,27 @@ class PendingChanges:
     """Rows changed since the last `drain`: the latest row per key, or None when deleted."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, tuple[RowTable[Any], dict[Key, Any]]] = {}
-
-    def _pending(self, table: RowTable[R]) -> dict[Key, R | None]:
-        entry = self.tables.get(table.name)
-        if entry is None:
-            entry = self.tables[table.name] = (table, {})
-        return entry[1]
+        # Keyed by the RowTable itself: `put` runs several times per event in a rebuild.
+        self.tables: dict[RowTable[Any], dict[Key, Any]] = {}
 
     def put(self, table: RowTable[R], row: R) -> None:
-        pending = self._pending(table)
+        pending = self.tables.get(table)
+        if pending is None:
+            pending = self.tables[table] = {}
         pending[table.key_of(row)] = row
         if table.keep_last is not None and len(pending) > table.keep_last:
             # Rows pushed out within one batch never need writing at all.
             del pending[next(iter(pending))]
 
     def delete(self, table: RowTable[R], row: R) -> None:
-        self._pending(table)[table.key_of(row)] = None
+        self.tables.setdefault(table, {})[table.key_of(row)] = None
 
     def drain(self) -> list[tuple[RowTable[Any], list[Any], list[Key]]]:
         """(table, rows to upsert, keys to delete) per changed table; empties the buffer."""
         changes = [
             (table, [r for r in pending.values() if r is not None],
              [k for k, r in pending.items() if r is None])
-            for table, pending in self.tables.values()
+            for table, pending in self.tables.items()
         ]
         self.tables = {}
         return changes

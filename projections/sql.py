@@ -9,13 +9,15 @@ rolls back and reloads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from projections.fold import Projection
 from projections.rows import PendingChanges, RowSource, RowTable, metadata
@@ -47,12 +49,39 @@ def row_source(conn: sa.Connection) -> RowSource[Any]:
     return rows
 
 
+class BulkUpsert:
+    """An upsert handed straight to the DB-API's executemany.
+
+    SQLAlchemy compiles the statement and supplies each column's bind
+    processor, once; per row only msgspec (in C), those processors and an
+    itemgetter run. Measured on a rebuild, SQLAlchemy's own per-row parameter
+    handling cost more than the inserts themselves.
+    """
+
+    def __init__(self, dialect: Dialect, table: RowTable[Any]) -> None:
+        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect.name](table.table)
+        keys = [c.name for c in table.table.primary_key.columns]
+        updates = {c.name: insert.excluded[c.name] for c in table.table.columns if c.name not in keys}
+        compiled = insert.on_conflict_do_update(index_elements=keys, set_=updates).compile(dialect=dialect)
+        self.sql = compiled.string
+        self.table = table
+        self.processors = [(c.name, p) for c in table.table.columns if (p := c.type.bind_processor(dialect))]
+        positions = compiled.positiontup or []
+        self.order: Callable[[dict[str, Any]], Any] | None = (
+            itemgetter(*positions) if len(positions) > 1 else None
+        )
+
+    def execute(self, conn: sa.Connection, rows: list[Any]) -> None:
+        params = self.table.to_params(rows)
+        for row in params:
+            for name, process in self.processors:
+                row[name] = process(row[name])
+        conn.exec_driver_sql(self.sql, [self.order(p) for p in params] if self.order else params)
+
+
 @lru_cache(maxsize=None)
-def _upsert(dialect: str, table: sa.Table) -> sa.Insert:
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect](table)
-    keys = [c.name for c in table.primary_key.columns]
-    updates = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
-    return insert.on_conflict_do_update(index_elements=keys, set_=updates)
+def _upsert(dialect: Dialect, table: RowTable[Any]) -> BulkUpsert:
+    return BulkUpsert(dialect, table)
 
 
 @lru_cache(maxsize=None)
@@ -74,7 +103,7 @@ def flush(conn: sa.Connection, changes: PendingChanges) -> None:
         if deletes:
             conn.execute(_delete(table.table), table.key_params(deletes))
         if puts:
-            conn.execute(_upsert(conn.dialect.name, table.table), table.to_params(puts))
+            _upsert(conn.dialect, table).execute(conn, puts)
             if table.keep_last is not None:
                 conn.execute(_trim(table.table, table.keep_last))
 

@@ -4,8 +4,9 @@ Both sides append the same ticks (a candle and a signal per tick, an order and
 a fill every tenth tick) to a fresh database of the same backend with the same
 number of ticks per append. Ours maps each domain event with the msgspec
 mapper, hash-chains it and inserts it (`LedgerStore.append`); the baseline
-inserts already-encoded `StoredEvent`s of the same size with
-`recorder.insert_events`. Runs alternate; medians are reported; the ratio
+inserts already-encoded `StoredEvent`s of the same size with the library's
+own recorder class (`recorder.insert_events`; on SQLite ours inserts with
+one executemany, see `BatchInsertSQLiteRecorder`). Runs alternate; medians are reported; the ratio
 (ours / bare time) is printed last.
 
     .venv/bin/python scripts/bench_store.py [--ticks 5000] [--repeat 3] [--backend sqlite|postgres|both]
@@ -30,7 +31,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.database import upgrade  # noqa: E402
-from adapters.eventstore import LedgerStore, open_store  # noqa: E402
+from adapters.eventstore import LedgerStore, open_store, store_environment  # noqa: E402
 from domain.account import Account  # noqa: E402
 from domain.market import Market  # noqa: E402
 from domain.values import Candle, Decision, MemberPrediction, Prediction, Side  # noqa: E402
@@ -68,13 +69,20 @@ def batches(ticks: list[list[object]], per_append: int) -> Iterator[list[object]
         yield [event for tick in ticks[i:i + per_append] for event in tick]
 
 
+def stock_store(url: str) -> LedgerStore:
+    """The same application on the library's own recorder class (the bare baseline)."""
+    env = store_environment(url)
+    env.pop("APPLICATION_RECORDER_TOPIC", None)
+    return LedgerStore(env=env)
+
+
 @contextmanager
-def fresh_store(backend: str) -> Iterator[LedgerStore]:
+def fresh_store(backend: str, open_: Callable[[str], LedgerStore] = open_store) -> Iterator[LedgerStore]:
     if backend == "sqlite":
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{folder}/bench.sqlite"
             upgrade(url)
-            store = open_store(url)
+            store = open_(url)
             yield store
             store.close()
         return
@@ -83,7 +91,7 @@ def fresh_store(backend: str) -> Iterator[LedgerStore]:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         upgrade(f"{POSTGRES}/{name}")
-        store = open_store(f"{POSTGRES}/{name}")
+        store = open_(f"{POSTGRES}/{name}")
         yield store
         store.close()
     finally:
@@ -113,7 +121,7 @@ def measure(backend: str, ticks: list[list[object]], per_append: int, repeat: in
     times: dict[Callable[..., float], list[float]] = {ours: [], bare: []}
     for _ in range(repeat):
         for path in (bare, ours):
-            with fresh_store(backend) as store:
+            with fresh_store(backend, stock_store if path is bare else open_store) as store:
                 times[path].append(path(store, appends))
     return events / statistics.median(times[ours]), events / statistics.median(times[bare])
 

@@ -40,12 +40,11 @@ from domain.account import Account
 from domain.agent_run import AgentRun
 from domain.gateway import Gateway
 from domain.market import Market
-from projections.activity import ActivityFold, ActivityRow
+from projections.activity import DESCRIBE, ActivityFold, ActivityRow
 from projections.fold import Fold, Recorded
 from projections.rows import RowTable
 from projections.signals import SignalRow, SignalsFold
 
-TOPICS = ("signals", "orders", "fills", "portfolio", "health", "activity")
 TOPICS_OF: dict[type[Message], frozenset[str]] = {
     SignalMessage: frozenset({"signals"}),
     OrderMessage: frozenset({"orders"}),
@@ -55,7 +54,7 @@ TOPICS_OF: dict[type[Message], frozenset[str]] = {
     AgentMessage: frozenset({"health"}),
     ActivityMessage: frozenset({"activity"}),
 }
-NOT_PUSHED = (Gateway.ClientConnected, Gateway.ClientDisconnected)
+PUSHED_ACTIVITY = frozenset(DESCRIBE) - {Gateway.ClientConnected, Gateway.ClientDisconnected}
 
 _encoder = msgspec.json.Encoder()
 
@@ -118,11 +117,12 @@ class Renderer:
 
     def render(self, batch: Sequence[Recorded]) -> list[Message]:
         messages: list[Message] = []
-        for position, event in batch:
-            handler = self.by_type.get(type(event))
+        for recorded in batch:  # events no message needs (session changes) are never decoded
+            handler = self.by_type.get(recorded.type)
             if handler is not None:
-                messages.extend(handler(event, position))
-            messages.extend(self.activity(event, position))
+                messages.extend(handler(recorded.event, recorded.position))
+            if recorded.type in PUSHED_ACTIVITY:
+                messages.extend(self.activity(recorded.event, recorded.position))
         return messages
 
     def encode(self, batch: Sequence[Recorded]) -> list[Outgoing]:
@@ -130,8 +130,6 @@ class Renderer:
         return [Outgoing(m.position, TOPICS_OF[type(m)], _encoder.encode(m).decode()) for m in self.render(batch)]
 
     def activity(self, e: Any, position: int) -> list[Message]:
-        if isinstance(e, NOT_PUSHED):
-            return []
         row = fold_row(ActivityFold, e, position)
         return [] if row is None else [ActivityMessage(position=position, at=e.timestamp, data=activity_view(row))]
 

@@ -16,6 +16,9 @@ import msgspec
 
 from domain.values import MemberPrediction, OrderType, Prediction, Side
 
+Topic = Literal["signals", "orders", "fills", "portfolio", "health", "activity"]
+ALL_TOPICS: frozenset[str] = frozenset(Topic.__args__)  # type: ignore[attr-defined]
+
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500, description="why, for the audit log")]
 
 
@@ -259,3 +262,11 @@ class ActivityMessage(_Message, tag="activity"):
 
 
 Message = SignalMessage | OrderMessage | FillMessage | MarkMessage | TradingMessage | AgentMessage | ActivityMessage
+
+
+class UpdatesPage(msgspec.Struct, kw_only=True):
+    """The messages the log produced after `after`, up to and including position `last`."""
+
+    after: int
+    last: int  # ask for `?after=<last>` to continue
+    messages: list[Message]

@@ -26,13 +26,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from adapters.api.follower import LAGGED, FollowerStopped, LogFollower, LogReader, Subscription, Update
+from adapters.api.schemas import ALL_TOPICS, Topic
 from adapters.api.sessions import SessionLog
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,6 @@ MAX_FRAME_BYTES = 4096
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
-
-Topic = Literal["signals", "orders", "fills", "portfolio", "health", "activity"]
-ALL_TOPICS: frozenset[str] = frozenset(Topic.__args__)  # type: ignore[attr-defined]
 
 
 class Ping(msgspec.Struct, tag="ping", tag_field="type", forbid_unknown_fields=True):

@@ -1,0 +1,1 @@
+"""The HTTP side: REST read models and control, the `/ws` update stream, the dashboard (Litestar)."""

@@ -1,0 +1,100 @@
+"""The Litestar application factory: REST under /api, the WebSocket at /ws, the dashboard at /.
+
+The factory takes its infrastructure (store, engine, feed, settings) as
+arguments; `adapters.container.Container.api_app` wires them. The app's
+lifespan records this process's Gateway (Started ... Stopped) and runs the
+one log follower that feeds every WebSocket connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from functools import lru_cache
+from uuid import UUID
+
+import sqlalchemy as sa
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from adapters.api import errors
+from adapters.api.follower import LogFollower, LogReader
+from adapters.api.messages import MarketNames, Renderer
+from adapters.api.queries import ReadModels
+from adapters.api.routes import control, dashboard, operations, portfolio, signals
+from adapters.api.sessions import SessionLog
+from adapters.api.websocket import LiveStream, live_updates
+from adapters.eventstore import LedgerStore
+from domain.market import Market
+from projections.runner import EventFeed
+from settings import Settings
+
+VERSION = "0.1.0"
+QUEUE_LIMIT = 256  # pages of updates a connection may fall behind before it catches up from the log
+STOP_REASON = "server stopped"
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def market_names(store: LedgerStore) -> MarketNames:
+    """Market stream id -> (symbol, timeframe), read once per market from its Listed event."""
+
+    @lru_cache(maxsize=None)  # markets never change their name, and there are few of them
+    def lookup(market_id: UUID) -> tuple[str, str]:
+        listed = next(iter(store.event_store.get(market_id, limit=1)))
+        assert isinstance(listed, Market.Listed)
+        return listed.symbol, listed.timeframe
+
+    return lookup
+
+
+def create_app(*, store: LedgerStore, engine: sa.Engine, feed: EventFeed, settings: Settings,
+               clock: Clock = utcnow) -> Litestar:
+    renderer = Renderer(market_names(store))
+    reader = LogReader(feed, renderer.encode)
+    stream = LiveStream(
+        follower=LogFollower(reader, feed, poll_interval=settings.projections.poll_interval,
+                             queue_limit=QUEUE_LIMIT),
+        reader=reader,
+        sessions=SessionLog(store, kind="api", clock=clock),
+        heartbeat_interval=settings.agent.heartbeat_interval,
+        clock=clock,
+    )
+    read_models = ReadModels(engine, settings.trading.account)
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        await stream.sessions.start()
+        await stream.follower.start()
+        try:
+            yield
+        finally:
+            await stream.follower.stop(STOP_REASON)
+            await stream.sessions.stop(STOP_REASON)
+
+    def constant(value: object) -> Provide:
+        return Provide(lambda: value, use_cache=True, sync_to_thread=False)
+
+    api = Router("/api", route_handlers=[*portfolio.ROUTES, *signals.ROUTES, *operations.ROUTES,
+                                         *control.ROUTES])
+    return Litestar(
+        route_handlers=[api, live_updates, *dashboard.ROUTES],
+        dependencies={
+            "read_models": constant(read_models), "store": constant(store), "feed": constant(feed),
+            "settings": constant(settings), "clock": constant(clock), "renderer": constant(renderer),
+            "stream": constant(stream),
+        },
+        lifespan=[lifespan],
+        state=State({"api_token": settings.api.token}),
+        exception_handlers=errors.HANDLERS,
+        openapi_config=OpenAPIConfig(title="tradeledger", version=VERSION, path="/schema",
+                                     description="Read models, control and the update stream of the "
+                                                 "tradeledger event log. See docs/api.md."),
+    )

@@ -1,0 +1,52 @@
+"""Errors as JSON bodies that name the field: `{"status_code", "detail", "field"}`.
+
+Litestar reports a bad parameter or body as a ValidationException whose
+`extra` lists the offending keys; the handler here lifts the first key into
+`field` and into the message, so the caller reads at once what to fix.
+Unexpected errors are logged with their traceback and answered with a 500
+that says nothing about the internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER_ERROR
+
+from adapters.api.schemas import ErrorBody
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status_code: int, detail: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> Response[ErrorBody]:
+    return Response(ErrorBody(status_code=status_code, detail=detail, field=field), status_code=status_code,
+                    headers=headers)
+
+
+def validation_error(_request: Request[Any, Any, Any], error: ValidationException) -> Response[ErrorBody]:
+    problems = error.extra if isinstance(error.extra, list) else []
+    first = problems[0] if problems and isinstance(problems[0], dict) else {}
+    field = first.get("key") or None
+    message = first.get("message") or error.detail
+    detail = f"{field}: {message}" if field else str(message)
+    return error_response(HTTP_400_BAD_REQUEST, detail, field)
+
+
+def http_error(_request: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorBody]:
+    return error_response(error.status_code, error.detail, headers=error.headers)
+
+
+def internal_error(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=error)
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal error (logged on the server)")
+
+
+HANDLERS: dict[type[Exception], Any] = {
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    Exception: internal_error,
+}

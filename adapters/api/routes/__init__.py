@@ -1,0 +1,1 @@
+"""HTTP routes by area; each module exports ROUTES."""

@@ -1,0 +1,31 @@
+"""Query parameters shared by several routes, with the bounds the OpenAPI schema documents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar.exceptions import ValidationException
+from litestar.params import Parameter
+
+MAX_LIMIT = 1000
+
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"at most this many items (1..{MAX_LIMIT})")]
+After = Annotated[int, Parameter(ge=0, description="only what comes after this log position")]
+
+
+def bad_request(field: str, message: str) -> ValidationException:
+    """Raised like Litestar's own validation errors, so every 400 has the same shape."""
+    return ValidationException(detail=f"{field}: {message}", extra=[{"key": field, "message": message}])
+
+
+def utc(field: str, value: datetime | None) -> datetime | None:
+    """Times must say their offset: a naive time could mean anything."""
+    if value is not None and value.utcoffset() is None:
+        raise bad_request(field, f"expected an ISO-8601 time with an offset (e.g. {value.isoformat()}Z)")
+    return value
+
+
+def ordered(start_field: str, start: object, end_field: str, end: object) -> None:
+    if start is not None and end is not None and start > end:  # type: ignore[operator]
+        raise bad_request(end_field, f"must not be before {start_field}")

@@ -1,0 +1,40 @@
+"""The prediction cache: the latest signal per symbol and timeframe, with `fresh_until`.
+
+Symbols contain '/', which cannot sit in one path segment: in the path a
+symbol is written with '-' instead (`ETH/BTC` -> `/api/signals/ETH-BTC`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import get
+from litestar.exceptions import NotFoundException
+from litestar.params import Parameter
+
+from adapters.api.queries import ReadModels
+from adapters.api.schemas import SignalView
+
+
+@get("/signals", sync_to_thread=True)
+def signals(read_models: ReadModels) -> list[SignalView]:
+    """The latest signal of every symbol and timeframe."""
+    return read_models.signals()
+
+
+@get("/signals/{symbol:str}", sync_to_thread=True)
+def signal(
+    read_models: ReadModels,
+    symbol: Annotated[str, Parameter(description="the symbol with '-' for '/', e.g. ETH-BTC", max_length=64)],
+    timeframe: Annotated[str | None, Parameter(description="e.g. 5m; the latest of any timeframe if omitted",
+                                               max_length=16)] = None,
+) -> SignalView:
+    """The latest signal of one symbol (the prediction response)."""
+    found = read_models.signal(symbol, timeframe)
+    if found is None:
+        raise NotFoundException(f"no signal for symbol {symbol!r}" + (f" timeframe {timeframe!r}" if timeframe else "")
+                                + " (write ETH/BTC as ETH-BTC)")
+    return found
+
+
+ROUTES = [signals, signal]

@@ -1,0 +1,91 @@
+"""Running the app under uvicorn: in the foreground (CLI) or in a background thread (tests, benchmarks).
+
+WebSocket limits set here, with the protocol-level meaning:
+- frames over WS_MAX_SIZE close the connection (1009); smaller frames over
+  the app's own limit (adapters.api.websocket.MAX_FRAME_BYTES) only get an
+  error message, so a client mistake does not cost it its connection;
+- the server pings every connection each heartbeat interval and closes a
+  peer that does not answer within another interval (a dead peer);
+- per-message compression is off: with many clients the CPU it costs is
+  worth more than the bandwidth it saves on small JSON messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import uvicorn
+from litestar import Litestar
+
+WS_MAX_SIZE = 1024 * 1024
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+def server_config(app: Litestar, *, host: str, port: int, heartbeat_interval: float) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, host=host, port=port, lifespan="on", log_level="warning", access_log=False,
+        ws_max_size=WS_MAX_SIZE, ws_ping_interval=heartbeat_interval, ws_ping_timeout=heartbeat_interval,
+        ws_per_message_deflate=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, telling the caller when it is listening and when a signal asks it to stop."""
+
+    def __init__(self, config: uvicorn.Config, *, on_started: Callable[[], None] = lambda: None,
+                 on_exit: Callable[[], None] = lambda: None) -> None:
+        super().__init__(config)
+        self.on_started = on_started
+        self.on_exit = on_exit
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.on_started()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.on_exit()
+        super().handle_exit(sig, frame)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free one (read it back with getsockname)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+@contextmanager
+def background_server(app: Litestar, *, host: str = "127.0.0.1", port: int = 0,
+                      heartbeat_interval: float = 5.0) -> Iterator[str]:
+    """Serve `app` in a thread until the block ends; yields the base URL (http://host:port)."""
+    sock = bind(host, port)
+    settled = threading.Event()  # listening, or failed to start
+    server = Server(server_config(app, host=host, port=sock.getsockname()[1],
+                                  heartbeat_interval=heartbeat_interval), on_started=settled.set)
+
+    def run() -> None:
+        try:
+            asyncio.run(server.serve(sockets=[sock]))
+        finally:
+            settled.set()
+
+    thread = threading.Thread(target=run, name="uvicorn", daemon=True)
+    thread.start()
+    settled.wait()
+    if not server.started:
+        thread.join()
+        raise RuntimeError("the API server did not start (see the log above)")
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join()
+        sock.close()
