@@ -15,13 +15,11 @@ from decimal import Decimal
 import msgspec
 
 from adapters.agent import Agent
-from adapters.audit import read_log
 from adapters.eventstore import LedgerStore
-from adapters.reproduce import decoded
 from domain.values import Candle
-from projections.fold import Recorded, apply_all
-from projections.portfolio import EQUITY, PortfolioFold, portfolio_view
-from projections.rows import MemoryTables
+from projections.portfolio import EQUITY, PORTFOLIO, portfolio_view
+from projections.replay import replay
+from projections.runner import EventFeed
 from settings import Settings
 
 HUNDRED = Decimal(100)
@@ -53,7 +51,7 @@ class BacktestResult(msgspec.Struct, frozen=True, kw_only=True):
     closed_trades: list[ClosedTrade]
 
 
-def run(store: LedgerStore, settings: Settings, candles: Sequence[Candle], *, batch_size: int,
+def run(store: LedgerStore, feed: EventFeed, settings: Settings, candles: Sequence[Candle], *, batch_size: int,
         progress: Callable[[int], None] | None = None) -> BacktestResult:
     started = time.perf_counter()
     agent = Agent(store, settings)
@@ -64,12 +62,11 @@ def run(store: LedgerStore, settings: Settings, candles: Sequence[Candle], *, ba
         agent.stop(f"failed: {error!r}", clean=False)
         raise
     agent.stop("backtest finished")
-    return summarise(store, settings.trading.account, processed, time.perf_counter() - started)
+    return summarise(feed, settings.trading.account, processed, time.perf_counter() - started)
 
 
-def summarise(store: LedgerStore, account: str, candles: int, seconds: float) -> BacktestResult:
-    tables = MemoryTables()
-    apply_all(PortfolioFold(tables), [Recorded(position, event) for event, position in decoded(read_log(store))])
+def summarise(feed: EventFeed, account: str, candles: int, seconds: float) -> BacktestResult:
+    tables = replay(feed, projections=(PORTFOLIO,)).tables
     view = portfolio_view(tables.rows, account)
     if view is None:
         raise LookupError(f"account {account!r} has no events in this store")

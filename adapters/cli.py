@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
 
-from adapters import audit, eventlog
+from adapters import audit, eventlog, projecting
+from adapters.export import export as export_read_models
 from adapters import backtest
 from adapters.agent import Agent, AgentError, build_trader, recorded_settings, run_live
+from adapters.api.server import serve_foreground
 from adapters.marketdata import MarketDataError, load_candles
 from adapters.progress import Progress, stop_on_signals
 from adapters.reproduce import reproduce
 from adapters.container import Container
+from projections.runner import ProjectionRunner
 from settings import SettingsError, load_settings
 
 Handler = Callable[[argparse.Namespace, Container], int]
@@ -79,14 +84,20 @@ def events(args: argparse.Namespace, container: Container) -> int:
 
 
 @command(
-    "verify", "check hash chains and ledger invariants; exit 0 only if all hold",
+    "verify", "check hash chains, ledger invariants and read models against a fresh fold; exit 0 only if all hold",
     option("--seal", metavar="FILE", help="also check the stream heads recorded in a seal file"),
 )
 def verify(args: argparse.Namespace, container: Container) -> int:
     seal = msgspec.json.decode(Path(args.seal).read_bytes(), type=audit.Seal) if args.seal else None
     report = audit.verify_log(container.store, seal=seal)
+    checks, projection_findings = projecting.verify_read_models(container)
+    report = audit.VerifyReport(ok=report.ok and not projection_findings, events=report.events,
+                                streams=report.streams, findings=[*report.findings, *projection_findings])
     if report.ok:
-        text = f"OK: {report.events} events in {report.streams} streams; hash chains and ledger invariants hold"
+        text = "\n".join([f"OK: {report.events} events in {report.streams} streams; hash chains and ledger "
+                          "invariants hold; read models equal a fresh fold and reconcile",
+                          *(f"  {c.name}: compared at position {c.position} (lag {c.lag})" if c.compared
+                            else f"  {c.name}: moved while being read, not compared" for c in checks)])
     else:
         text = "\n".join([f"FAILED: {len(report.findings)} finding(s); the first:", f"  {report.findings[0]}",
                           *(f"  {f}" for f in report.findings[1:20])])
@@ -135,7 +146,7 @@ def backtest_command(args: argparse.Namespace, container: Container) -> int:
         print(f"tradeledger backtest: {error}", file=sys.stderr)
         return 2
     print(data.report.summary(), file=sys.stderr)
-    result = backtest.run(container.store, container.settings, data.candles, batch_size=args.batch,
+    result = backtest.run(container.store, container.feed, container.settings, data.candles, batch_size=args.batch,
                           progress=Progress("backtest", len(data.candles)))
     emit(args, result, backtest.describe(result))
     return 0
@@ -154,6 +165,142 @@ def agent_command(args: argparse.Namespace, container: Container) -> int:
         return 2
     run_live(agent, container.settings, stop, data=args.data, components=("agent",))
     return 0
+
+
+@command("serve", "the API and dashboard alone against any store, following the log itself (scale-out)",
+         option("--host", metavar="HOST", help="listen address (overrides api.host, default 127.0.0.1)"),
+         option("--port", type=int, metavar="PORT", help="listen port (overrides api.port; 0 picks a free one)"),
+         json=False)
+def serve_command(args: argparse.Namespace, container: Container) -> int:
+    stop_on_signals()
+    return _serve(container, on_exit=lambda: None)
+
+
+@command("run", "embedded: projections, the paced agent and the API/dashboard in one process until SIGINT/SIGTERM",
+         option("--data", metavar="PATH", help="replay this candle file as if live instead of the synthetic market"),
+         option("--predictor", metavar="NAME", help="ensemble, sma_cross, logistic or hoeffding_tree"),
+         option("--host", metavar="HOST", help="listen address (overrides api.host, default 127.0.0.1)"),
+         option("--port", type=int, metavar="PORT", help="listen port (overrides api.port; 0 picks a free one)"),
+         json=False)
+def run_command(args: argparse.Namespace, container: Container) -> int:
+    stop = stop_on_signals()
+    try:
+        agent = Agent(container.store, container.settings)
+    except AgentError as error:
+        print(f"tradeledger run: {error}", file=sys.stderr)
+        return 2
+    runner = ProjectionRunner(container.feed, container.engine,
+                              poll_interval=container.settings.projections.poll_interval)
+    runner.start()
+    trading = threading.Thread(target=run_live, args=(agent, container.settings, stop), name="agent",
+                               kwargs={"data": args.data, "components": ("agent", "projections", "api")})
+    trading.start()
+    try:
+        return _serve(container, on_exit=stop.set)
+    finally:
+        stop.set()
+        trading.join()  # the agent finishes its tick and records Stopped
+        runner.stop()
+        runner.catch_up()  # leave the read models current with the Stopped events
+
+
+def _serve(container: Container, *, on_exit: Callable[[], None]) -> int:
+    api = container.settings.api
+    try:
+        serve_foreground(container.api_app(), host=api.host, port=api.port,
+                         heartbeat_interval=container.settings.agent.heartbeat_interval,
+                         on_started=lambda url: print(f"dashboard: {url}", flush=True), on_exit=on_exit)
+    except OSError as error:
+        print(f"tradeledger: cannot listen on {api.host}:{api.port}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+@command("project", "run the projection runner alone until SIGINT/SIGTERM, printing progress and lag (scale-out)",
+         option("--every", type=float, default=5.0, metavar="S", help="report progress at most every S seconds"),
+         option("--page-size", type=int, default=projecting.PAGE_SIZE, metavar="N",
+                help=f"events per transaction while catching up (default {projecting.PAGE_SIZE})"),
+         json=False)
+def project_command(args: argparse.Namespace, container: Container) -> int:
+    stop = stop_on_signals()
+    projecting.bulk_gc()
+    print(f"projecting {_redacted_url(container)}", flush=True)
+    projecting.run_projector(container, stop=stop, every=args.every, page_size=args.page_size,
+                             report=lambda line: print(line, flush=True))
+    return 0
+
+
+@command("telegram", "the Telegram bot alone until SIGINT/SIGTERM: commands, the alert outbox and its delivery "
+         "(scale-out; a runner such as `project` keeps the read models it reads current)", json=False)
+def telegram_command(args: argparse.Namespace, container: Container) -> int:
+    if container.settings.telegram.token is None:
+        print("tradeledger telegram: telegram.token is not set (settings file or TRADELEDGER_TELEGRAM__TOKEN)",
+              file=sys.stderr)
+        return 2
+    return container.telegram_bot().serve(stop_on_signals())
+
+
+@command("rebuild", "drop the named read models (all when none named) and rebuild them from the log",
+         option("names", nargs="*", metavar="NAME", help="portfolio, signals, health, activity, connections, ..."),
+         option("--page-size", type=int, default=projecting.PAGE_SIZE, metavar="N",
+                help=f"events per transaction (default {projecting.PAGE_SIZE})"))
+def rebuild_command(args: argparse.Namespace, container: Container) -> int:
+    projecting.bulk_gc()
+    try:
+        result = projecting.rebuild(container, args.names, page_size=args.page_size)
+    except ValueError as error:
+        print(f"tradeledger rebuild: {error}", file=sys.stderr)
+        return 2
+    emit(args, result, f"rebuilt {', '.join(result.projections)} from {result.events:,} events in "
+                       f"{result.seconds:.2f}s ({result.events_per_second:,.0f} events/s)")
+    return 0
+
+
+@command("replay", "the portfolio as it was at a log position or a business time, folded afresh from the log",
+         option("--as-of", metavar="ISO-8601", help="events with a timestamp <= this time (a naive time is UTC)"),
+         option("--position", type=int, metavar="N", help="events at log positions <= N"),
+         option("--account", metavar="NAME", help="the account (default: trading.account)"))
+def replay_command(args: argparse.Namespace, container: Container) -> int:
+    try:
+        as_of = _utc(args.as_of) if args.as_of else None
+    except ValueError as error:
+        print(f"tradeledger replay: --as-of: {error}", file=sys.stderr)
+        return 2
+    if (as_of is None) == (args.position is None):
+        print("tradeledger replay: give exactly one of --as-of and --position", file=sys.stderr)
+        return 2
+    projecting.bulk_gc()
+    account = args.account or container.settings.trading.account
+    view = projecting.portfolio_at(container, account, position=args.position, as_of=as_of)
+    if view is None:
+        print(f"tradeledger replay: account {account!r} has no events up to then", file=sys.stderr)
+        return 1
+    emit(args, view, projecting.describe_portfolio(view))
+    return 0
+
+
+@command("export", "write orders, fills, trades, signals and equity as Parquet or CSV files (read models, caught up)",
+         option("--out", required=True, metavar="DIR", help="directory for the files"),
+         option("--format", choices=("parquet", "csv"), default="parquet", help="file format (default parquet)"))
+def export_command(args: argparse.Namespace, container: Container) -> int:
+    projecting.bulk_gc()
+    projecting.runner(container).catch_up()
+    written = export_read_models(container.engine, Path(args.out), args.format)
+    emit(args, {name: str(path) for name, path in written.items()},
+         "\n".join(f"{name}: {path}" for name, path in written.items()))
+    return 0
+
+
+@command("health", "agent, projections, store and connections; exit 0 healthy, 1 degraded, 2 unhealthy")
+def health_command(args: argparse.Namespace, container: Container) -> int:
+    report = projecting.health(container)
+    emit(args, report, projecting.describe_health(report))
+    return report.exit_code
+
+
+def _utc(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def _redacted_url(container: Container) -> str:
@@ -199,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {"database.url": getattr(args, "database", None), "predictor.name": getattr(args, "predictor", None)}
+    return {"database.url": getattr(args, "database", None), "predictor.name": getattr(args, "predictor", None),
+            "api.host": getattr(args, "host", None), "api.port": getattr(args, "port", None)}
 
 
 if __name__ == "__main__":

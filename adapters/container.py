@@ -15,6 +15,8 @@ from settings import Settings
 if TYPE_CHECKING:
     from litestar import Litestar
 
+    from adapters.telegram.bot import TelegramBot
+
 
 class Container:
     """Builds each piece on first use and closes what it opened, in reverse order."""
@@ -43,6 +45,12 @@ class Container:
         from adapters.api.app import create_app
 
         return create_app(store=self.store, engine=self.engine, feed=self.feed, settings=self.settings)
+
+    def telegram_bot(self) -> TelegramBot:
+        # Imported here: only `telegram` and `run` with a token need python-telegram-bot.
+        from adapters.telegram.bot import TelegramBot
+
+        return TelegramBot(store=self.store, engine=self.engine, settings=self.settings)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

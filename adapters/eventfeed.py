@@ -60,9 +60,9 @@ class StoreFeed:
             try:
                 event_type = self.types[topic] = resolve_topic(topic)
             except Exception as error:  # noqa: BLE001 - every fold that meets it stops and reports it
-                return Recorded.of(position, Undecodable(topic=topic, error=f"{type(error).__name__}: {error}"))
+                return Recorded(position, Undecodable(topic=topic, error=f"{type(error).__name__}: {error}"))
         # Decoded only if a fold reads it; a payload that fails to decode fails that fold.
-        return Recorded(position, event_type, originator_id, partial(_decode, topic, originator_id, version, state))
+        return Recorded.lazy(position, event_type, originator_id, partial(_decode, topic, originator_id, version, state))
 
     def head(self) -> int:
         return self.store.head_position()

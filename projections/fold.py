@@ -37,18 +37,20 @@ class Recorded:
 
     __slots__ = ("position", "type", "stream", "_event", "_decode")
 
-    def __init__(self, position: int, type_: type, stream: UUID | None, decode: Callable[[], object] | None) -> None:
+    def __init__(self, position: int, event: Any) -> None:
+        """An event already in memory (tests, replays of in-memory aggregates)."""
         self.position = position
-        self.type = type_
-        self.stream = stream
-        self._event: object | None = None
-        self._decode: Callable[[], object] | None = decode
+        self.type: type = type(event)
+        self.stream: UUID | None = getattr(event, "originator_id", None)
+        self._event: Any = event
+        self._decode: Callable[[], object] | None = None
 
     @classmethod
-    def of(cls, position: int, event: Any) -> Recorded:
-        """An event already in memory (tests, the agent's own appends)."""
-        recorded = cls(position, type(event), getattr(event, "originator_id", None), None)
-        recorded._event = event
+    def lazy(cls, position: int, type_: type, stream: UUID, decode: Callable[[], object]) -> Recorded:
+        """A stored event, decoded by `decode()` when a fold first reads it."""
+        recorded = cls.__new__(cls)
+        recorded.position, recorded.type, recorded.stream = position, type_, stream
+        recorded._event, recorded._decode = None, decode
         return recorded
 
     @property
@@ -86,7 +88,7 @@ class Fold:
         return cls(sink)
 
     def apply(self, event: object, position: int) -> None:
-        apply_all(self, [Recorded.of(position, event)])
+        apply_all(self, [Recorded(position, event)])
 
     def relevant(self, events: Sequence[Recorded]) -> Sequence[Recorded]:
         """The events of a batch, in order, that give the same rows as applying all of them."""

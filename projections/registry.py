@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from projections.activity import ACTIVITY_PROJECTION
+from projections.alerts import ALERTS_PROJECTION
 from projections.connections import CONNECTIONS_PROJECTION
 from projections.fold import Projection
 from projections.health import HEALTH_PROJECTION
@@ -13,6 +14,7 @@ from projections.signals import SIGNALS_PROJECTION
 
 PROJECTIONS: tuple[Projection, ...] = (
     PORTFOLIO, SIGNALS_PROJECTION, HEALTH_PROJECTION, ACTIVITY_PROJECTION, CONNECTIONS_PROJECTION,
+    ALERTS_PROJECTION,
 )
 BY_NAME = {p.name: p for p in PROJECTIONS}
 

@@ -65,7 +65,8 @@ class BulkUpsert:
         compiled = insert.on_conflict_do_update(index_elements=keys, set_=updates).compile(dialect=dialect)
         self.sql = compiled.string
         self.table = table
-        self.processors = [(c.name, p) for c in table.table.columns if (p := c.type.bind_processor(dialect))]
+        self.processors = [(c.name, p) for c in table.table.columns
+                           if (p := c.type.dialect_impl(dialect).bind_processor(dialect))]
         positions = compiled.positiontup or []
         self.order: Callable[[dict[str, Any]], Any] | None = (
             itemgetter(*positions) if len(positions) > 1 else None

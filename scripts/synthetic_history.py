@@ -15,8 +15,8 @@ import random
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from eventsourcing.application import Application
 
+from adapters.eventstore import LedgerStore
 from domain.account import Account, money
 from domain.agent_run import AgentRun
 from domain.gateway import Gateway
@@ -32,7 +32,7 @@ FEATURES = ("return_1", "sma_fast", "sma_slow")
 class HistoryBuilder:
     """Appends ticks to a store; `extend(n)` can be called again to continue the same history."""
 
-    def __init__(self, store: Application, *, symbols: tuple[str, ...] = ("ETH/BTC", "LTC/BTC"),
+    def __init__(self, store: LedgerStore, *, symbols: tuple[str, ...] = ("ETH/BTC", "LTC/BTC"),
                  timeframe: str = "5m", account: str = "paper", seed: int = 7) -> None:
         self.store = store
         self.random = random.Random(seed)
@@ -47,6 +47,8 @@ class HistoryBuilder:
         self.gateway = Gateway.start(key=f"synthetic:{seed}", kind="api", host="bench", pid=2, at=START)
         self.sessions = 0
         self.ticks = 0
+        self.pending: list[object] = []
+        self.collect()
 
     def extend(self, ticks: int, *, ticks_per_save: int = 500) -> int:
         """Append `ticks` more candles per symbol; returns the number of events appended."""
@@ -58,11 +60,14 @@ class HistoryBuilder:
         return appended
 
     def save(self) -> int:
-        aggregates = [*self.markets.values(), self.account, self.run, self.gateway]
-        events = [e for a in aggregates for e in a.collect_events()]
-        events.sort(key=lambda e: e.timestamp)  # log order follows business time, as the agent writes it
-        self.store.save(*events)
+        events, self.pending = self.pending, []
+        self.store.append(events)
         return len(events)
+
+    def collect(self) -> None:
+        # Tick by tick, as the agent records them, so the log interleaves the streams in time order.
+        for aggregate in (*self.markets.values(), self.account, self.run, self.gateway):
+            self.pending.extend(aggregate.collect_events())
 
     def tick(self) -> None:
         at = self.clock
@@ -75,6 +80,7 @@ class HistoryBuilder:
             self.trade(symbol, candle)
         self.ticks += 1
         self.housekeeping(self.clock)
+        self.collect()
 
     def candle(self, symbol: str, open_time: datetime) -> Candle:
         open_ = self.prices[symbol]
@@ -136,7 +142,7 @@ class HistoryBuilder:
             self.gateway.connect_client(session_id=f"s{self.sessions}", channel="ws", peer="127.0.0.1", at=at)
 
 
-def build_history(store: Application, ticks: int, *, ticks_per_save: int = 500, seed: int = 7) -> HistoryBuilder:
+def build_history(store: LedgerStore, ticks: int, *, ticks_per_save: int = 500, seed: int = 7) -> HistoryBuilder:
     builder = HistoryBuilder(store, seed=seed)
     builder.extend(ticks, ticks_per_save=ticks_per_save)
     return builder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -66,4 +66,42 @@ def store(store_url: str) -> Iterator[LedgerStore]:
     try:
         yield ledger
     finally:
+        ledger.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_session_url() -> Iterator[str]:
+    """One fresh database for the whole test session (for tests that reset it themselves), dropped at the end."""
+    problem = postgres_reachable()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    name = f"tl_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_ADMIN.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def history_store(store_url: str) -> Iterator[Callable[[int], LedgerStore]]:
+    """Builds a migrated store holding an opened account and N ticks of synthetic trading (two markets,
+    signals, orders, fills, halts, heartbeats, client sessions), many ticks per transaction."""
+    from scripts.synthetic_history import build_history
+
+    opened: list[LedgerStore] = []
+
+    def build(ticks: int) -> LedgerStore:
+        upgrade(store_url)
+        ledger = open_store(store_url)
+        opened.append(ledger)
+        build_history(ledger, ticks)
+        return ledger
+
+    yield build
+    for ledger in opened:
         ledger.close()

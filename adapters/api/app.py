@@ -8,7 +8,7 @@ one log follower that feeds every WebSocket connection.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -21,6 +21,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from adapters.api import errors
+from adapters.api.deps import Clock
 from adapters.api.follower import LogFollower, LogReader
 from adapters.api.messages import MarketNames, Renderer
 from adapters.api.queries import ReadModels
@@ -36,8 +37,6 @@ VERSION = "0.1.0"
 QUEUE_LIMIT = 256  # pages of updates a connection may fall behind before it catches up from the log
 STOP_REASON = "server stopped"
 
-Clock = Callable[[], datetime]
-
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -48,7 +47,7 @@ def market_names(store: LedgerStore) -> MarketNames:
 
     @lru_cache(maxsize=None)  # markets never change their name, and there are few of them
     def lookup(market_id: UUID) -> tuple[str, str]:
-        listed = next(iter(store.event_store.get(market_id, limit=1)))
+        listed = next(iter(store.events.get(market_id, limit=1)))
         assert isinstance(listed, Market.Listed)
         return listed.symbol, listed.timeframe
 

@@ -14,11 +14,26 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER_ERROR
 
 from adapters.api.schemas import ErrorBody
 
 log = logging.getLogger(__name__)
+
+MEANING = {
+    400: "bad input: `field` names the parameter or body field and `detail` says why",
+    401: "missing or wrong bearer token",
+    403: "control is disabled on this server (no api.token configured)",
+    404: "not found (yet): `detail` says what",
+    409: "the command does not apply to the current state (e.g. already halted)",
+    503: "the command lost the write race too often; try again",
+}
+
+
+def documented(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error responses a route can give, all with the ErrorBody shape."""
+    return {code: ResponseSpec(data_container=ErrorBody, description=MEANING[code]) for code in codes}
 
 
 def error_response(status_code: int, detail: str, field: str | None = None,
@@ -27,13 +42,19 @@ def error_response(status_code: int, detail: str, field: str | None = None,
                     headers=headers)
 
 
-def validation_error(_request: Request[Any, Any, Any], error: ValidationException) -> Response[ErrorBody]:
+def validation_error(request: Request[Any, Any, Any], error: ValidationException) -> Response[ErrorBody]:
     problems = error.extra if isinstance(error.extra, list) else []
     first = problems[0] if problems and isinstance(problems[0], dict) else {}
-    field = first.get("key") or None
+    field = public_name(request, first["key"]) if first.get("key") else None
     message = first.get("message") or error.detail
     detail = f"{field}: {message}" if field else str(message)
     return error_response(HTTP_400_BAD_REQUEST, detail, field)
+
+
+def public_name(request: Request[Any, Any, Any], key: str) -> str:
+    """The name the client used: `?from=` is the handler's `start` (a Python keyword cannot be a parameter)."""
+    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    return getattr(getattr(parameter, "kwarg_definition", None), "name", None) or key
 
 
 def http_error(_request: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorBody]:

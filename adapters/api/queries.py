@@ -33,12 +33,13 @@ from adapters.api.schemas import (
 )
 from projections.activity import ACTIVITY
 from projections.connections import GATEWAYS, SESSIONS
-from projections.health import AGENT_RUNS, AgentRunRow, ProjectionHealth, latest_run
+from projections.health import HealthReport
+from projections.healthview import read_health
 from projections.portfolio import ACCOUNTS, DAILY_PNL, EQUITY, FILLS, ORDERS, POSITIONS, TRADES, AccountRow
 from projections.registry import PROJECTIONS
 from projections.rows import RowTable
 from projections.signals import SIGNALS
-from projections.sql import TRACKING, Tracking, read_tracking
+from projections.sql import TRACKING, read_tracking
 
 V = TypeVar("V")
 HUNDRED = Decimal(100)
@@ -163,22 +164,8 @@ class ReadModels:
                                 started_at=g.started_at, open_sessions=counts.get(g.gateway_id, 0)) for g in running]
         return ConnectionsView(open=len(sessions), gateways=gateways, sessions=sessions)
 
-    def agent_run(self) -> AgentRunRow | None:
-        """The latest agent run (the one started last)."""
-        return self.read(lambda conn: latest_run(AGENT_RUNS.from_rows(conn.execute(sa.select(AGENT_RUNS.table)))))
-
-    def projection_health(self, head: int | None) -> list[ProjectionHealth]:
-        def query(conn: sa.Connection) -> list[Tracking]:
-            return msgspec.convert(list(conn.execute(sa.select(TRACKING).order_by(TRACKING.c.name))),
-                                   list[Tracking], from_attributes=True)
-
-        return [ProjectionHealth(name=t.name, position=t.position,
-                                 lag=None if head is None else max(0, head - t.position),
-                                 error=t.error, error_position=t.error_position) for t in self.read(query)]
-
-    def open_sessions(self) -> int:
-        return self.read(lambda conn: conn.execute(
-            sa.select(sa.func.count()).select_from(SESSIONS.table)).scalar_one())
+    def health(self, *, head: int | None, now: datetime, heartbeat_interval: float) -> HealthReport:
+        return read_health(self.engine, head=head, now=now, heartbeat_interval=heartbeat_interval)
 
     def missing_tables(self) -> list[str]:
         """The read-model tables missing from the database (empty when migrated)."""

@@ -16,6 +16,8 @@ import msgspec
 
 from domain.values import MemberPrediction, OrderType, Prediction, Side
 
+MAX_POSITION = 2**63 - 1  # log positions are 64-bit signed integers in both databases
+
 Topic = Literal["signals", "orders", "fills", "portfolio", "health", "activity"]
 ALL_TOPICS: frozenset[str] = frozenset(Topic.__args__)  # type: ignore[attr-defined]
 
@@ -228,7 +230,7 @@ class AgentUpdate(msgspec.Struct, kw_only=True):
     reason: str | None = None
 
 
-class _Message(msgspec.Struct, kw_only=True, tag_field="type"):
+class _Message(msgspec.Struct, tag_field="type"):
     position: int
     at: datetime
 

@@ -30,16 +30,19 @@ from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
+from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 
 from adapters.api.follower import LAGGED, FollowerStopped, LogFollower, LogReader, Subscription, Update
-from adapters.api.schemas import ALL_TOPICS, Topic
+from adapters.api.schemas import ALL_TOPICS, MAX_POSITION, Topic
 from adapters.api.sessions import SessionLog
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 4096
 CLOSE_GOING_AWAY = 1001
+NO_STATUS = 1005
+ABNORMAL = 1006
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
 
@@ -97,21 +100,21 @@ class Connection:
 
     async def run(self, subscription: Subscription) -> str:
         """Serve until the client leaves, the server stops or a send fails; returns why."""
-        tasks = [asyncio.create_task(self.receive()), asyncio.create_task(self.push(subscription)),
-                 asyncio.create_task(self.beat())]
+        receiving = asyncio.create_task(self.receive())
+        tasks = [receiving, asyncio.create_task(self.push(subscription)), asyncio.create_task(self.beat())]
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        finished = done.pop()
-        error = finished.exception()
-        if isinstance(error, FollowerStopped):
+        errors = [error for task in done if (error := task.exception()) is not None]
+        if receiving in done and receiving.exception() is None:
+            return receiving.result()  # the client's own close explains a failed send at the same moment
+        stopped = next((e for e in errors if isinstance(e, FollowerStopped)), None)
+        if stopped is not None:
             with contextlib.suppress(Exception):
                 await self.socket.close(CLOSE_GOING_AWAY, "server shutting down")
-            return f"server stopped: {error.reason}"
-        if error is not None:
-            return f"connection lost: {error}"
-        return str(finished.result())
+            return f"server stopped: {stopped.reason}"
+        return f"connection lost: {errors[0]}"
 
     # -- server to client ---------------------------------------------------
 
@@ -161,7 +164,7 @@ class Connection:
         while True:
             message = await self.socket.receive()
             if message["type"] == "websocket.disconnect":
-                return f"client closed (code {message.get('code', 1005)})"
+                return disconnect_reason(message.get("code", NO_STATUS))
             try:
                 await self.handle(frame_of(message))
             except BadFrame as error:
@@ -173,6 +176,14 @@ class Connection:
         else:
             self.topics = frozenset(frame.topics)
             await self.notice("subscribed", {"topics": sorted(self.topics)})
+
+
+def disconnect_reason(code: int) -> str:
+    # uvicorn reports a connection that ended without a close frame as 1005 (after the
+    # handshake) or 1006; a dead peer closed for not answering pings ends the same way.
+    if code in (NO_STATUS, ABNORMAL):
+        return f"connection lost without a close frame (code {code})"
+    return f"client closed (code {code})"
 
 
 def frame_of(message: Any) -> Ping | Subscribe:
@@ -194,13 +205,14 @@ def frame_of(message: Any) -> Ping | Subscribe:
 def parse_after(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit():
-        raise BadFrame(f"after: expected a log position (an integer >= 0), got {raw!r}", "after")
+    if not raw.isdigit() or int(raw) > MAX_POSITION:
+        raise BadFrame(f"after: expected a log position (an integer from 0 to {MAX_POSITION}), got {raw!r}",
+                       "after")
     return int(raw)
 
 
 @websocket("/ws")
-async def live_updates(socket: WebSocket, stream: LiveStream) -> None:
+async def live_updates(socket: WebSocket, stream: NamedDependency[LiveStream]) -> None:
     await socket.accept()
     try:
         after = parse_after(socket.query_params.get("after"))

@@ -16,15 +16,18 @@ from litestar import post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import ClientException, NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_503_SERVICE_UNAVAILABLE
 
 from adapters import control
+from adapters.api.errors import documented
+from adapters.api.deps import ClockDep, SettingsDep, StoreDep
 from adapters.api.schemas import ControlRequest, ControlResult
 from adapters.eventstore import LedgerStore
 from domain.errors import AlreadyHalted, NotHalted
 from settings import Settings
 
-Clock = Callable[[], datetime]
+
 BY = "api"
 
 
@@ -56,15 +59,19 @@ def run_command(command: Callable[..., int], store: LedgerStore, settings: Setti
         raise Unavailable(str(error)) from None
 
 
-@post("/control/halt", guards=[require_token], sync_to_thread=True, status_code=200)
-def halt(data: ControlRequest, store: LedgerStore, settings: Settings, clock: Clock) -> ControlResult:
+@post("/control/halt", guards=[require_token], sync_to_thread=True, status_code=200,
+      responses=documented(400, 401, 403, 409, 503))
+def halt(data: JSONBody[ControlRequest], store: StoreDep, settings: SettingsDep,
+         clock: ClockDep) -> ControlResult:
     """Stop new entries: records TradingHalted(rule="manual", by="api"). 409 when already halted."""
     position = run_command(control.halt, store, settings, data.reason, clock())
     return ControlResult(action="halt", halted=True, position=position, by=BY, reason=data.reason)
 
 
-@post("/control/resume", guards=[require_token], sync_to_thread=True, status_code=200)
-def resume(data: ControlRequest, store: LedgerStore, settings: Settings, clock: Clock) -> ControlResult:
+@post("/control/resume", guards=[require_token], sync_to_thread=True, status_code=200,
+      responses=documented(400, 401, 403, 409, 503))
+def resume(data: JSONBody[ControlRequest], store: StoreDep, settings: SettingsDep,
+           clock: ClockDep) -> ControlResult:
     """Allow entries again: records TradingResumed(by="api"). 409 when not halted."""
     position = run_command(control.resume, store, settings, data.reason, clock())
     return ControlResult(action="resume", halted=False, position=position, by=BY, reason=data.reason)

@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated
 
 from litestar import Response, get
 from litestar.openapi import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters import eventlog
-from adapters.api.messages import TOPICS_OF, Renderer
-from adapters.api.queries import ReadModels
+from adapters.api.errors import documented
+from adapters.api.deps import ClockDep, FeedDep, ReadModelsDep, RendererDep, SettingsDep, StoreDep
+from adapters.api.messages import TOPICS_OF
 from adapters.api.routes.params import After, Limit, bad_request
 from adapters.api.schemas import ALL_TOPICS, ActivityView, ConnectionsView, Readiness, Topic, UpdatesPage
+from adapters.eventfeed import StoreFeed
 from adapters.eventlog import EventRecord
-from adapters.eventstore import LedgerStore
-from projections.health import HealthReport, agent_health, assess
-from projections.runner import EventFeed
-from settings import Settings
-
-Clock = Callable[[], datetime]
+from projections.health import AgentHealth, HealthReport, assess
 
 
-def store_head(feed: EventFeed) -> int | None:
+def store_head(feed: StoreFeed) -> int | None:
     """The log head, or None when the event store cannot be reached."""
     try:
         return feed.head()
@@ -35,22 +30,20 @@ def store_head(feed: EventFeed) -> int | None:
 
 
 @get("/health", sync_to_thread=True)
-def health(read_models: ReadModels, feed: EventFeed, settings: Settings, clock: Clock) -> HealthReport:
+def health(read_models: ReadModelsDep, feed: FeedDep, settings: SettingsDep, clock: ClockDep) -> HealthReport:
     """Liveness: always 200 while the process serves; the body says which components are up."""
-    now, head = clock(), store_head(feed)
+    head = store_head(feed)
     try:
-        run, projections, sessions = (read_models.agent_run(), read_models.projection_health(head),
-                                      read_models.open_sessions())
+        return read_models.health(head=head, now=clock(), heartbeat_interval=settings.agent.heartbeat_interval)
     except SQLAlchemyError:
-        run, projections, sessions = None, [], None
-    return assess(now=now, head=head, agent=agent_health(run, now=now,
-                                                         heartbeat_interval=settings.agent.heartbeat_interval),
-                  projections=projections, open_connections=sessions)
+        # The read models cannot be read: report what is known (readiness says why).
+        return assess(now=clock(), head=head, agent=AgentHealth(status="none"), projections=[],
+                      open_connections=None)
 
 
 @get("/ready", sync_to_thread=True,
      responses={503: ResponseSpec(data_container=Readiness, description="not ready: the body says why")})
-def ready(read_models: ReadModels, feed: EventFeed) -> Response[Readiness]:
+def ready(read_models: ReadModelsDep, feed: FeedDep) -> Response[Readiness]:
     """Readiness: 200 when the event store answers and the read models exist, else 503."""
     head = store_head(feed)
     try:
@@ -65,17 +58,17 @@ def ready(read_models: ReadModels, feed: EventFeed) -> Response[Readiness]:
 
 
 @get("/connections", sync_to_thread=True)
-def connections(read_models: ReadModels) -> ConnectionsView:
+def connections(read_models: ReadModelsDep) -> ConnectionsView:
     """Open client sessions (WebSocket, Telegram) per running gateway."""
     return read_models.connections()
 
 
-@get("/events", sync_to_thread=True)
+@get("/events", sync_to_thread=True, responses=documented(400))
 def events(
-    store: LedgerStore,
+    store: StoreDep,
     after: After = 0,
     limit: Limit = 100,
-    types: Annotated[list[str] | None, Parameter(query="type", description="event type, e.g. OrderFilled; "
+    types: Annotated[list[str] | None, QueryParameter(name="type", description="event type, e.g. OrderFilled; "
                                                                            "repeat for several")] = None,
 ) -> list[EventRecord]:
     """The audit log, paged by position: `?after=<last position seen>`."""
@@ -86,15 +79,15 @@ def events(
         raise bad_request(field, message) from None
 
 
-@get("/activity", sync_to_thread=True)
-def activity(read_models: ReadModels, limit: Limit = 50) -> list[ActivityView]:
+@get("/activity", sync_to_thread=True, responses=documented(400))
+def activity(read_models: ReadModelsDep, limit: Limit = 50) -> list[ActivityView]:
     """The readable feed of recent events, newest first."""
     return read_models.activity(limit)
 
 
-@get("/updates", sync_to_thread=True)
-def updates(feed: EventFeed, renderer: Renderer, after: After = 0, limit: Limit = 100,
-            topics: Annotated[list[Topic] | None, Parameter(query="topic")] = None) -> UpdatesPage:
+@get("/updates", sync_to_thread=True, responses=documented(400))
+def updates(feed: FeedDep, renderer: RendererDep, after: After = 0, limit: Limit = 100,
+            topics: Annotated[list[Topic] | None, QueryParameter(name="topic")] = None) -> UpdatesPage:
     """What `/ws` sends, as pages: the messages of the next `limit` events after `after`."""
     page = feed.read(after, limit)
     wanted = frozenset(topics or ALL_TOPICS)

@@ -6,12 +6,15 @@ from datetime import datetime
 from typing import Annotated
 
 from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.params import QueryParameter
+
+from adapters.api.schemas import MAX_POSITION
 
 MAX_LIMIT = 1000
 
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"at most this many items (1..{MAX_LIMIT})")]
-After = Annotated[int, Parameter(ge=0, description="only what comes after this log position")]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"at most this many items (1..{MAX_LIMIT})")]
+After = Annotated[int, QueryParameter(ge=0, le=MAX_POSITION,
+                                      description="only what comes after this log position")]
 
 
 def bad_request(field: str, message: str) -> ValidationException:

@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 
 from litestar import get
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
-from adapters.api.queries import ReadModels
+from adapters.api.errors import documented
+from adapters.api.deps import ReadModelsDep
 from adapters.api.routes.params import Limit, ordered, utc
 from adapters.api.schemas import (
     DailyPnlView,
@@ -21,11 +22,12 @@ from adapters.api.schemas import (
     TradeView,
 )
 
+
 EQUITY_LIMIT = 10_000
 
 
-@get("/portfolio", sync_to_thread=True)
-def portfolio(read_models: ReadModels) -> PortfolioView:
+@get("/portfolio", sync_to_thread=True, responses=documented(404))
+def portfolio(read_models: ReadModelsDep) -> PortfolioView:
     """Cash, equity, PnL and fees of the configured account, as of `position` in the log."""
     view = read_models.portfolio()
     if view is None:
@@ -34,36 +36,36 @@ def portfolio(read_models: ReadModels) -> PortfolioView:
 
 
 @get("/positions", sync_to_thread=True)
-def positions(read_models: ReadModels) -> list[PositionView]:
+def positions(read_models: ReadModelsDep) -> list[PositionView]:
     """Open positions, valued at the last candle close of their symbol."""
     return read_models.positions()
 
 
-@get("/orders", sync_to_thread=True)
-def orders(read_models: ReadModels, status: Literal["open", "filled", "cancelled"] | None = None,
+@get("/orders", sync_to_thread=True, responses=documented(400))
+def orders(read_models: ReadModelsDep, status: FromQuery[Literal["open", "filled", "cancelled"] | None] = None,
            limit: Limit = 100) -> list[OrderView]:
     """Orders, newest first; `status` filters."""
     return read_models.orders(status, limit)
 
 
-@get("/fills", sync_to_thread=True)
-def fills(read_models: ReadModels, limit: Limit = 100) -> list[FillView]:
+@get("/fills", sync_to_thread=True, responses=documented(400))
+def fills(read_models: ReadModelsDep, limit: Limit = 100) -> list[FillView]:
     """Executions, newest first."""
     return read_models.fills(limit)
 
 
-@get("/trades", sync_to_thread=True)
-def trades(read_models: ReadModels, limit: Limit = 100) -> list[TradeView]:
+@get("/trades", sync_to_thread=True, responses=documented(400))
+def trades(read_models: ReadModelsDep, limit: Limit = 100) -> list[TradeView]:
     """Closed round trips, newest first."""
     return read_models.trades(limit)
 
 
-@get("/equity", sync_to_thread=True)
+@get("/equity", sync_to_thread=True, responses=documented(400))
 def equity(
-    read_models: ReadModels,
-    start: Annotated[datetime | None, Parameter(query="from", description="ISO-8601 time with offset")] = None,
-    end: Annotated[datetime | None, Parameter(query="to", description="ISO-8601 time with offset")] = None,
-    limit: Annotated[int, Parameter(ge=1, le=EQUITY_LIMIT)] = 1000,
+    read_models: ReadModelsDep,
+    start: Annotated[datetime | None, QueryParameter(name="from", description="ISO-8601 time with offset")] = None,
+    end: Annotated[datetime | None, QueryParameter(name="to", description="ISO-8601 time with offset")] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=EQUITY_LIMIT)] = 1000,
 ) -> list[EquityPoint]:
     """The equity curve (one point per candle time), oldest first: the last `limit` points in [from, to]."""
     start, end = utc("from", start), utc("to", end)
@@ -71,11 +73,11 @@ def equity(
     return read_models.equity(start, end, limit)
 
 
-@get("/pnl/daily", sync_to_thread=True)
+@get("/pnl/daily", sync_to_thread=True, responses=documented(400))
 def daily_pnl(
-    read_models: ReadModels,
-    start: Annotated[date | None, Parameter(query="from", description="first UTC day, YYYY-MM-DD")] = None,
-    end: Annotated[date | None, Parameter(query="to", description="last UTC day, YYYY-MM-DD")] = None,
+    read_models: ReadModelsDep,
+    start: Annotated[date | None, QueryParameter(name="from", description="first UTC day, YYYY-MM-DD")] = None,
+    end: Annotated[date | None, QueryParameter(name="to", description="last UTC day, YYYY-MM-DD")] = None,
 ) -> list[DailyPnlView]:
     """Change in equity per UTC day; the days sum to equity minus the initial balance."""
     ordered("from", start, "to", end)

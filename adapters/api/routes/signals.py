@@ -10,23 +10,24 @@ from typing import Annotated
 
 from litestar import get
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 
-from adapters.api.queries import ReadModels
+from adapters.api.errors import documented
+from adapters.api.deps import ReadModelsDep
 from adapters.api.schemas import SignalView
 
 
 @get("/signals", sync_to_thread=True)
-def signals(read_models: ReadModels) -> list[SignalView]:
+def signals(read_models: ReadModelsDep) -> list[SignalView]:
     """The latest signal of every symbol and timeframe."""
     return read_models.signals()
 
 
-@get("/signals/{symbol:str}", sync_to_thread=True)
+@get("/signals/{symbol:str}", sync_to_thread=True, responses=documented(400, 404))
 def signal(
-    read_models: ReadModels,
-    symbol: Annotated[str, Parameter(description="the symbol with '-' for '/', e.g. ETH-BTC", max_length=64)],
-    timeframe: Annotated[str | None, Parameter(description="e.g. 5m; the latest of any timeframe if omitted",
+    read_models: ReadModelsDep,
+    symbol: Annotated[str, PathParameter(description="the symbol with '-' for '/', e.g. ETH-BTC", max_length=64)],
+    timeframe: Annotated[str | None, QueryParameter(description="e.g. 5m; the latest of any timeframe if omitted",
                                                max_length=16)] = None,
 ) -> SignalView:
     """The latest signal of one symbol (the prediction response)."""

@@ -1,0 +1,87 @@
+"""`tradeledger export`: orders, fills, trades, signals and the equity curve as Parquet or CSV files, via polars.
+
+Amounts keep every digit: Parquet gets decimal128(38, s) with the largest
+scale found in the column; CSV writes those decimals in full. Times are UTC.
+Nested values (signal features, ensemble members) are JSON text.
+"""
+
+from __future__ import annotations
+
+import typing
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID
+
+import msgspec
+import polars as pl
+import sqlalchemy as sa
+
+from projections import sql
+from projections.portfolio import EQUITY, FILLS, ORDERS, TRADES
+from projections.rows import RowTable
+from projections.signals import SIGNALS
+
+Format = Literal["parquet", "csv"]
+EXPORTS: dict[str, RowTable[Any]] = {"orders": ORDERS, "fills": FILLS, "trades": TRADES, "signals": SIGNALS,
+                                     "equity": EQUITY}
+SCALAR_TYPES: dict[type, pl.DataType] = {
+    str: pl.String(), int: pl.Int64(), float: pl.Float64(), bool: pl.Boolean(), date: pl.Date(),
+    datetime: pl.Datetime("us", "UTC"), UUID: pl.String(),
+}
+DEFAULT_SCALE = 12  # an empty decimal column still needs one; 12 is the ledger's money quantum
+
+
+def export(engine: sa.Engine, out: Path, fmt: Format) -> dict[str, Path]:
+    """Write one file per read model; returns the path of each."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    with engine.connect() as conn:
+        rows = sql.row_source(conn)
+        for name, table in EXPORTS.items():
+            frame = to_frame(table, rows(table))
+            path = written[name] = out / f"{name}.{fmt}"
+            if fmt == "parquet":
+                frame.write_parquet(path)
+            else:
+                frame.write_csv(path)
+    return written
+
+
+def to_frame(table: RowTable[Any], rows: list[Any]) -> pl.DataFrame:
+    data = msgspec.to_builtins(rows, builtin_types=(datetime, date, Decimal))
+    hints = {name: _scalar(hint) for name, hint in typing.get_type_hints(table.row).items()}
+    schema = {name: column_type(hints[name], [r[name] for r in data]) for name in table.row.__struct_fields__}
+    nested = [name for name in schema if _is_nested(hints[name])]
+    for row in data:
+        for name in nested:
+            row[name] = msgspec.json.encode(row[name]).decode()
+    return pl.DataFrame(data, schema=schema, orient="row")
+
+
+def column_type(scalar: Any, values: list[Any]) -> pl.DataType:
+    if scalar is Decimal:
+        return decimal_type([v for v in values if v is not None])
+    return SCALAR_TYPES.get(scalar, pl.String())  # enums, tuples, dicts, structs: text
+
+
+def decimal_type(values: list[Decimal]) -> pl.DataType:
+    """The smallest decimal128 scale that holds every value exactly, within 38 digits."""
+    if not values:
+        return pl.Decimal(38, DEFAULT_SCALE)
+    scale = max(max(0, -v.as_tuple().exponent) for v in values)
+    whole = max(max(1, v.adjusted() + 1) for v in values)
+    return pl.Decimal(38, min(scale, 38 - whole))
+
+
+def _scalar(hint: Any) -> Any:
+    """`X | None` -> X."""
+    args = typing.get_args(hint)
+    return next(a for a in args if a is not type(None)) if type(None) in args else hint
+
+
+def _is_nested(scalar: Any) -> bool:
+    is_enum = isinstance(scalar, type) and issubclass(scalar, Enum)
+    return scalar is not Decimal and scalar not in SCALAR_TYPES and not is_enum

@@ -1,0 +1,224 @@
+"""Bot commands: answers read from the read models; /halt and /resume append the same events as the API.
+
+Only chats in `telegram.allowed_chat_ids` are answered. A command from any
+other chat does nothing but get a refusal and a `Gateway.CommandRefused`
+event (chat, user, command, reason). Commands addressed to another bot in a
+group (`/status@otherbot`) are ignored.
+
+Replies quote the command they answer and are plain text (no parse mode:
+nothing in them needs escaping). The read models are queried in a worker
+thread, so a slow query never stalls the bot's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import NamedTuple
+
+import sqlalchemy as sa
+from telegram import Message, Update
+from telegram.ext import ContextTypes
+
+from adapters import control
+from adapters.api.queries import ReadModels
+from adapters.eventstore import LedgerStore
+from adapters.telegram.gateway import GatewayLog, chat_peer
+from domain.errors import AlreadyHalted, NotHalted
+from projections.alerts import shown, signed
+from projections.health import HealthReport
+from projections.healthview import read_health
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+TRADES_SHOWN = 10
+DAYS_SHOWN = 7
+MAX_REASON = 500  # as the API's control endpoints
+MAX_COMMAND = 64  # what a refusal records of an unknown sender's text
+
+
+class Request(NamedTuple):
+    chat_id: int
+    args: tuple[str, ...]
+
+
+class Spec(NamedTuple):
+    help: str
+    reply: Callable[[Request], str]
+    usage: str = ""
+
+
+def parse(text: str, bot_username: str) -> tuple[str, tuple[str, ...]] | None:
+    """`/status@bot a b` -> ("status", ("a", "b")); None when addressed to another bot."""
+    head, *args = text.split()
+    name, _, addressee = head[1:].partition("@")
+    if addressee and addressee.lower() != bot_username.lower():
+        return None
+    return name.lower(), tuple(args)
+
+
+class Commands:
+    def __init__(self, *, store: LedgerStore, engine: sa.Engine, settings: Settings, gateway: GatewayLog,
+                 clock: Clock) -> None:
+        self.store = store
+        self.engine = engine
+        self.settings = settings
+        self.account = settings.trading.account
+        self.read_models = ReadModels(engine, self.account)
+        self.gateway = gateway
+        self.clock = clock
+        self.allowed = frozenset(settings.telegram.allowed_chat_ids)
+        self.specs: dict[str, Spec] = {
+            "status": Spec("trading state, equity and the agent", self.status),
+            "balance": Spec("cash, equity, PnL and fees", self.balance),
+            "positions": Spec("open positions", self.positions),
+            "trades": Spec(f"the last {TRADES_SHOWN} closed trades", self.trades),
+            "pnl": Spec(f"daily PnL, the last {DAYS_SHOWN} days", self.pnl),
+            "signals": Spec("the latest signal of each market", self.signals),
+            "health": Spec("agent, read models, event store", self.health),
+            "halt": Spec("stop new entries (open positions may still close)", self.halt, "[reason]"),
+            "resume": Spec("allow new entries again", self.resume, "[reason]"),
+            "help": Spec("this list", self.help),
+        }
+
+    # -- dispatch -----------------------------------------------------------------
+
+    async def handle(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, chat = update.effective_message, update.effective_chat
+        if message is None or chat is None or not message.text:
+            return
+        parsed = parse(message.text, context.bot.username)
+        if parsed is None:
+            return
+        name, args = parsed
+        if chat.id not in self.allowed:
+            await self.refuse(message, update, name)
+            return
+        spec = self.specs.get(name)
+        if spec is None:
+            await message.reply_text(f"unknown command /{name}; /help lists the commands", do_quote=True)
+            return
+        log.info("/%s from chat %s", name, chat.id)
+        try:
+            text = await asyncio.to_thread(spec.reply, Request(chat.id, args))
+        except Exception as error:  # noqa: BLE001 - logged with its traceback; the chat learns it failed
+            log.exception("/%s from chat %s failed", name, chat.id)
+            text = f"/{name} failed: {type(error).__name__}; the bot's log has the details"
+        await message.reply_text(text, do_quote=True)
+
+    async def refuse(self, message: Message, update: Update, name: str) -> None:
+        assert update.effective_chat is not None
+        chat = update.effective_chat.id
+        user = update.effective_user
+        peer = chat_peer(chat) + (f" user:{user.id}" if user else "")
+        reason = f"chat {chat} is not in telegram.allowed_chat_ids"
+        log.warning("refused /%s from %s: %s", name[:MAX_COMMAND], peer, reason)
+        await asyncio.to_thread(self.gateway.refuse, peer=peer, command=f"/{name}"[:MAX_COMMAND], reason=reason)
+        await message.reply_text(f"This chat may not use this bot. To allow it, add {chat} to "
+                                 "telegram.allowed_chat_ids.", do_quote=True)
+
+    # -- answers ------------------------------------------------------------------
+
+    def help(self, _request: Request) -> str:
+        return "\n".join(f"/{' '.join(filter(None, (name, spec.usage)))}: {spec.help}"
+                         for name, spec in self.specs.items())
+
+    def status(self, _request: Request) -> str:
+        view = self.read_models.portfolio()
+        report = self.health_report()
+        agent = report.agent
+        lines = [f"health: {report.status}", f"agent: {agent.status}" + (
+            f" (last heartbeat {agent.heartbeat_age:.0f}s ago)" if agent.heartbeat_age is not None else "")]
+        if view is None:
+            return "\n".join([f"{self.account}: not opened yet (no agent has run)", *lines])
+        state = f"HALTED by {view.halted_rule}: {view.halted_reason}" if view.halted else "trading"
+        return "\n".join([
+            f"{view.account}: {state}",
+            f"equity {shown(view.equity)} {view.quote_currency} ({view.return_percent:+.2f}%)",
+            f"open orders {view.open_orders}, closed trades {view.trades_closed}", *lines,
+        ])
+
+    def balance(self, _request: Request) -> str:
+        view = self.read_models.portfolio()
+        if view is None:
+            return f"{self.account}: not opened yet (no agent has run)"
+        q = view.quote_currency
+        return "\n".join([
+            f"{view.account} ({q})", f"cash {shown(view.cash)}", f"equity {shown(view.equity)}",
+            f"initial balance {shown(view.initial_balance)}", f"realised PnL {signed(view.realised_pnl)}",
+            f"unrealised PnL {signed(view.unrealised_pnl)}", f"fees {shown(view.fees)}",
+            f"return {view.return_percent:+.2f}%",
+        ])
+
+    def positions(self, _request: Request) -> str:
+        held = self.read_models.positions()
+        if not held:
+            return "no open positions"
+        return "\n".join(
+            f"{p.symbol}: {shown(p.quantity)} at {shown(p.average_price)}, last "
+            f"{shown(p.last_price) if p.last_price is not None else 'n/a'}, unrealised {signed(p.unrealised_pnl)}"
+            for p in held)
+
+    def trades(self, _request: Request) -> str:
+        closed = self.read_models.trades(TRADES_SHOWN)
+        if not closed:
+            return "no closed trades yet"
+        return "\n".join(
+            f"#{t.seq} {t.symbol} {shown(t.quantity)}: {shown(t.entry_price)} -> {shown(t.exit_price)}, "
+            f"PnL {signed(t.pnl)} (fees {shown(t.fees)}), closed {t.exit_time:%Y-%m-%d %H:%M}" for t in closed)
+
+    def pnl(self, _request: Request) -> str:
+        days = self.read_models.daily_pnl(None, None)[-DAYS_SHOWN:]
+        if not days:
+            return "no daily PnL yet"
+        return "\n".join(f"{d.day.isoformat()}: {signed(d.pnl)}" for d in days)
+
+    def signals(self, _request: Request) -> str:
+        latest = self.read_models.signals()
+        if not latest:
+            return "no signals yet"
+        now = self.clock()
+        return "\n".join(
+            f"{s.symbol} {s.timeframe}: {s.prediction.value} ({s.confidence:.2f})"
+            f"{', actionable' if s.is_actionable else ''}, candle {s.candle_time:%Y-%m-%d %H:%M}, "
+            f"{'fresh' if now <= s.fresh_until else 'STALE'}" for s in latest)
+
+    def health(self, _request: Request) -> str:
+        report = self.health_report()
+        return "\n".join([
+            f"{report.status}" + "".join(f"\n- {reason}" for reason in report.reasons),
+            f"agent: {report.agent.status}",
+            f"event store: {'at position ' + str(report.head) if report.head is not None else 'UNREACHABLE'}",
+            *(f"{p.name}: position {p.position}, lag {p.lag}" + (f", STOPPED at {p.error_position}: {p.error}"
+                                                                  if p.error else "") for p in report.projections),
+        ])
+
+    def health_report(self) -> HealthReport:
+        try:
+            head: int | None = self.store.head_position()
+        except Exception:  # noqa: BLE001 - an unreachable store is what the report is for
+            log.warning("the event store is unreachable", exc_info=True)
+            head = None
+        return read_health(self.engine, head=head, now=self.clock(),
+                           heartbeat_interval=self.settings.agent.heartbeat_interval)
+
+    def halt(self, request: Request) -> str:
+        reason = " ".join(request.args)[:MAX_REASON] or "halted from Telegram"
+        return self.control(control.halt, request, reason, "trading halted: no new entries")
+
+    def resume(self, request: Request) -> str:
+        reason = " ".join(request.args)[:MAX_REASON] or "resumed from Telegram"
+        return self.control(control.resume, request, reason, "trading resumed")
+
+    def control(self, command: Callable[..., int], request: Request, reason: str, done: str) -> str:
+        try:
+            position = command(self.store, self.account, reason=reason, by=f"telegram:{request.chat_id}",
+                               at=self.clock())
+        except (AlreadyHalted, NotHalted, control.AccountMissing, control.ConflictsPersisted) as error:
+            return str(error)
+        log.info("%s from chat %s (position %s): %s", done, request.chat_id, position, reason)
+        return f"{done} (log position {position})"

@@ -1,0 +1,33 @@
+"""The health view, read from the read models at the moment it is asked for (the rule is in projections.health)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from projections import sql
+from projections.connections import SESSIONS
+from projections.fold import Projection
+from projections.health import AGENT_RUNS, HealthReport, ProjectionHealth, agent_health, assess, latest_run
+from projections.registry import PROJECTIONS
+
+
+def read_health(engine: sa.Engine, *, head: int | None, now: datetime, heartbeat_interval: float,
+                projections: Sequence[Projection] = PROJECTIONS) -> HealthReport:
+    """`head` is None when the event store could not be reached."""
+    with engine.connect() as conn:
+        rows = sql.row_source(conn)
+        run = latest_run(rows(AGENT_RUNS))
+        tracking = sql.read_tracking(conn, projections)
+        sessions = conn.execute(sa.select(sa.func.count()).select_from(SESSIONS.table)).scalar_one()
+    return assess(
+        now=now, head=head, agent=agent_health(run, now=now, heartbeat_interval=heartbeat_interval),
+        projections=[
+            ProjectionHealth(name=t.name, position=t.position, lag=None if head is None else max(0, head - t.position),
+                             error=t.error, error_position=t.error_position)
+            for t in tracking.values()
+        ],
+        open_connections=sessions,
+    )

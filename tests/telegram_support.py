@@ -1,0 +1,75 @@
+"""What the Telegram tests share: the fake Bot API, settings pointing at it, a running bot and runner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from adapters.container import Container
+from adapters.telegram.bot import BotThread, TelegramBot, Tuning
+from projections.outbox import Outbox, OutboxRow
+from projections.runner import ProjectionRunner
+from settings import Settings, load_settings
+from tests.fakebotapi import FakeBotApi, wait_until
+
+TOKEN = "123456:TEST-token-that-must-never-be-logged"
+CHAT, OTHER_CHAT, STRANGER = 111, 222, 999
+# Short waits everywhere: a test waits for conditions, never for these.
+FAST = Tuning(claim_seconds=5.0, backoff_base=0.05, backoff_cap=0.4, stuck_after=0.5, stop_grace=5.0)
+STOP_TIMEOUT = 60.0
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBotApi]:
+    api = FakeBotApi(TOKEN).start()
+    yield api
+    if api.thread.is_alive():
+        api.stop()
+
+
+def telegram_settings(url: str, fake: FakeBotApi, *, chats: str = f"{CHAT},{OTHER_CHAT}") -> Settings:
+    return load_settings(overrides={
+        "database.url": url, "predictor.name": "sma_cross", "telegram.token": TOKEN,
+        "telegram.allowed_chat_ids": chats, "telegram.base_url": fake.base_url,
+        "agent.heartbeat_interval": "0.3", "projections.poll_interval": "0.05",
+    })
+
+
+@pytest.fixture
+def container(tmp_path: Path, fake: FakeBotApi) -> Iterator[Container]:
+    with Container(telegram_settings(f"sqlite:///{tmp_path / 'ledger.sqlite'}", fake)) as built:
+        yield built
+
+
+def bot_for(container: Container) -> TelegramBot:
+    return TelegramBot(store=container.store, engine=container.engine, settings=container.settings, tuning=FAST)
+
+
+@contextmanager
+def running_bot(container: Container, fake: FakeBotApi) -> Iterator[BotThread]:
+    """The bot on its thread, as `tradeledger run` embeds it, polling the fake before the block starts."""
+    calls_before = len(fake.calls)
+    bot = BotThread(bot_for(container)).start()
+    try:
+        wait_until(lambda: any(c.method == "getUpdates" for c in fake.calls[calls_before:]), what="the bot to poll")
+        yield bot
+    finally:
+        bot.stop(STOP_TIMEOUT)
+        assert not bot.thread.is_alive(), "the bot did not stop"
+
+
+@contextmanager
+def running_projections(container: Container) -> Iterator[ProjectionRunner]:
+    runner = ProjectionRunner(container.feed, container.engine, poll_interval=0.05)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+def outbox_rows(container: Container) -> list[OutboxRow]:
+    return Outbox(container.engine, container.settings.telegram.allowed_chat_ids).rows()

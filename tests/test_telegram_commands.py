@@ -1,0 +1,139 @@
+"""Commands with the real client: answers from the read models, refusals, /halt against the real agent, stop."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from adapters import control, eventlog, projecting
+from adapters.agent import Agent
+from adapters.container import Container
+from adapters.marketdata import load_candles
+from domain.account import Account
+from domain.ids import account_id
+from domain.values import Candle
+from tests.conftest import CANDLES
+from tests.fakebotapi import FakeBotApi, wait_until
+from tests.telegram_support import (  # noqa: F401 - fixtures
+    CHAT,
+    STRANGER,
+    TOKEN,
+    container,
+    fake,
+    outbox_rows,
+    running_bot,
+)
+
+
+@pytest.fixture(scope="module")
+def candles() -> list[Candle]:
+    return load_candles(CANDLES / "ETH_BTC-5m.csv").candles
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def ask(fake: FakeBotApi, chat: int, *commands: str) -> list[str]:
+    """Send the commands from `chat`; the bot's replies to them, in the same order."""
+    sent = [fake.send_command(chat, command) for command in commands]
+    return [wait_until(lambda: fake.reply(chat, message_id), what=f"the reply to {command}")
+            for message_id, command in zip(sent, commands, strict=True)]
+
+
+def traded(container: Container, candles: list[Candle], count: int) -> Agent:
+    agent = Agent(container.store, container.settings)
+    agent.start(("test",))
+    agent.run_feed(candles[:count], batch_size=200)
+    projecting.runner(container).catch_up()
+    return agent
+
+
+def test_every_command_answers_from_the_read_models(container: Container, fake: FakeBotApi,
+                                                    candles: list[Candle]) -> None:
+    traded(container, candles, 1500).stop("done")
+    projecting.runner(container).catch_up()
+    with running_bot(container, fake):
+        names = ["help", "status", "balance", "positions", "trades", "pnl", "signals", "health", "nosuch"]
+        replies = dict(zip(names, ask(fake, CHAT, *(f"/{n}" for n in names)), strict=True))
+    assert "/halt [reason]: stop new entries" in replies["help"] and len(replies["help"].splitlines()) == 10
+    assert re.match(r"paper: (trading|HALTED)\nequity [\d.]+ BTC \([+-][\d.]+%\)", replies["status"])
+    assert "agent: stopped" in replies["status"]
+    assert [line.split(" ")[0] for line in replies["balance"].splitlines()] == [
+        "paper", "cash", "equity", "initial", "realised", "unrealised", "fees", "return"]
+    assert "\ninitial balance 1\n" in replies["balance"]
+    assert replies["positions"] == "no open positions" or replies["positions"].startswith("ETH/BTC: ")
+    assert len(replies["trades"].splitlines()) == 10 and " PnL " in replies["trades"]
+    assert replies["pnl"].splitlines()[0].startswith("2018-01-10: ") and len(replies["pnl"].splitlines()) == 6
+    assert replies["signals"].startswith("ETH/BTC 5m: ")
+    assert "portfolio: position" in replies["health"] and "alerts: position" in replies["health"]
+    assert replies["nosuch"] == "unknown command /nosuch; /help lists the commands"
+
+
+def test_commands_from_an_unknown_chat_change_nothing_and_are_recorded_as_refused(
+        container: Container, fake: FakeBotApi) -> None:
+    container.store.save(Account.open("paper", "BTC", Decimal(1), at=utcnow()))
+    projecting.runner(container).catch_up()
+    with running_bot(container, fake):
+        replies = ask(fake, STRANGER, "/halt now", "/status")
+        (allowed,) = ask(fake, CHAT, "/status")
+    assert replies == ["This chat may not use this bot. To allow it, add 999 to telegram.allowed_chat_ids."] * 2
+    refused = eventlog.page(container.store, types=["CommandRefused"])
+    assert [(e.data["command"], e.data["peer"], e.data["channel"]) for e in refused] == [
+        ("/halt", "chat:999 user:999", "telegram"), ("/status", "chat:999 user:999", "telegram")]
+    assert "not in telegram.allowed_chat_ids" in refused[0].data["reason"]
+    assert not container.store.repository.get(account_id("paper")).is_halted
+    assert not eventlog.page(container.store, types=["TradingHalted"])
+    assert allowed.startswith("paper: trading")
+
+
+def test_halt_from_telegram_stops_the_real_agents_entries_and_resume_lets_it_trade_again(
+        container: Container, fake: FakeBotApi, candles: list[Candle]) -> None:
+    agent = traded(container, candles, 1000)
+    assert not agent.account.is_halted
+    with running_bot(container, fake):
+        (halted,) = ask(fake, CHAT, "/halt going on holiday")
+        (again,) = ask(fake, CHAT, "/halt")
+        position = int(re.fullmatch(r"trading halted: no new entries \(log position (\d+)\)", halted)[1])
+        # The agent's account is now stale: its next append conflicts, reloads and decides again.
+        agent.run_feed(candles[1000:2500], batch_size=50)
+        after_halt = eventlog.page(container.store, after=position, limit=10_000)
+        (resumed,) = ask(fake, CHAT, "/resume back")
+        agent.run_feed(candles[2500:4000], batch_size=50)
+        after_resume = eventlog.page(container.store, after=after_halt[-1].position, limit=10_000)
+    assert again == "trading is already halted by manual"
+    event = {e.position: e for e in eventlog.page(container.store, types=["TradingHalted"])}[position]
+    assert (event.data["rule"], event.data["by"], event.data["reason"]) == (
+        "manual", f"telegram:{CHAT}", "going on holiday")
+    entries = [e for e in after_halt if e.type == "OrderPlaced" and e.data["side"] == "buy"]
+    refused = [e for e in after_halt if e.type == "OrderRejected" and e.data["rule"] == "manual"]
+    assert not entries and refused, "every entry signal after the halt was rejected"
+    assert resumed.startswith("trading resumed (log position ")
+    assert [(e.data["by"], e.data["reason"]) for e in after_halt + after_resume if e.type == "TradingResumed"][0] == (
+        f"telegram:{CHAT}", "back")
+    assert any(e.type == "OrderPlaced" and e.data["side"] == "buy" for e in after_resume)
+
+
+def test_the_bot_stops_when_telegram_is_down_keeps_its_alerts_and_never_logs_the_token(
+        container: Container, fake: FakeBotApi, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    container.store.save(Account.open("paper", "BTC", Decimal(1), at=utcnow()))
+    with running_bot(container, fake):
+        fake.stop()
+        control.halt(container.store, "paper", reason="while Telegram is down", by="api", at=utcnow())
+        projecting.runner(container).catch_up()
+        wait_until(lambda: all(r.attempts >= 2 for r in outbox_rows(container)) and outbox_rows(container),
+                   what="failed attempts on both chats")
+    rows = outbox_rows(container)
+    assert {(r.status, r.claimed_by) for r in rows} == {("pending", None)}, "kept for the next start, unclaimed"
+    assert all(r.last_error and r.last_error.startswith("NetworkError") for r in rows)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("Error while calling `get_updates` one more time" in m for m in messages), "updater.stop's error"
+    assert any(f"to chat {rows[0].chat_id}, attempt 1 failed" in m for m in messages)
+    assert [e.data["reason"] for e in eventlog.page(container.store, types=["Stopped"])] == ["stopped on request"]
+    assert any("bot" in m and "Set Bot API URL" in m for m in messages), "PTB's DEBUG line with the URL ran"
+    assert TOKEN not in caplog.text and all(TOKEN not in (r.exc_text or "") for r in caplog.records)
