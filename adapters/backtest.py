@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from decimal import Decimal
 
 import msgspec
@@ -17,24 +16,13 @@ import msgspec
 from adapters.agent import Agent
 from adapters.eventstore import LedgerStore
 from domain.values import Candle
-from projections.portfolio import EQUITY, PORTFOLIO, portfolio_view
+from projections.portfolio import EQUITY, PORTFOLIO, TradeRow, portfolio_view
 from projections.replay import replay
 from projections.runner import EventFeed
 from settings import Settings
 
 HUNDRED = Decimal(100)
 PERCENT = Decimal("0.01")
-
-
-class ClosedTrade(msgspec.Struct, frozen=True, kw_only=True):
-    symbol: str
-    entry_time: datetime
-    exit_time: datetime
-    entry_price: Decimal
-    exit_price: Decimal
-    quantity: Decimal
-    pnl: Decimal
-    fees: Decimal
 
 
 class BacktestResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,7 +36,7 @@ class BacktestResult(msgspec.Struct, frozen=True, kw_only=True):
     win_rate_percent: Decimal
     fees: Decimal
     quote_currency: str
-    closed_trades: list[ClosedTrade]
+    closed_trades: list[TradeRow]
 
 
 def run(store: LedgerStore, feed: EventFeed, settings: Settings, candles: Sequence[Candle], *, batch_size: int,
@@ -79,9 +67,7 @@ def summarise(feed: EventFeed, account: str, candles: int, seconds: float) -> Ba
         trades=len(view.trades),
         win_rate_percent=(Decimal(wins) / len(view.trades) * HUNDRED).quantize(PERCENT) if view.trades else Decimal(0),
         fees=view.account.fees, quote_currency=view.account.quote_currency,
-        closed_trades=[ClosedTrade(symbol=t.symbol, entry_time=t.entry_time, exit_time=t.exit_time,
-                                   entry_price=t.entry_price, exit_price=t.exit_price, quantity=t.quantity,
-                                   pnl=t.pnl, fees=t.fees) for t in view.trades],
+        closed_trades=view.trades,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters import audit, eventlog, projecting
 from adapters.export import export as export_read_models
@@ -21,10 +23,10 @@ from adapters.marketdata import MarketDataError, load_candles
 from adapters.progress import Progress, stop_on_signals
 from adapters.reproduce import reproduce
 from adapters.container import Container
-from projections.runner import ProjectionRunner
 from settings import SettingsError, load_settings
 
 Handler = Callable[[argparse.Namespace, Container], int]
+RUN_HOUSEKEEPING_SECONDS = 5.0  # `run`: how often the projector closes the sessions of dead gateways
 
 
 class Command(NamedTuple):
@@ -89,6 +91,7 @@ def events(args: argparse.Namespace, container: Container) -> int:
 )
 def verify(args: argparse.Namespace, container: Container) -> int:
     seal = msgspec.json.decode(Path(args.seal).read_bytes(), type=audit.Seal) if args.seal else None
+    projecting.bulk_gc()
     report = audit.verify_log(container.store, seal=seal)
     checks, projection_findings = projecting.verify_read_models(container)
     report = audit.VerifyReport(ok=report.ok and not projection_findings, events=report.events,
@@ -189,19 +192,23 @@ def run_command(args: argparse.Namespace, container: Container) -> int:
     except AgentError as error:
         print(f"tradeledger run: {error}", file=sys.stderr)
         return 2
-    runner = ProjectionRunner(container.feed, container.engine,
-                              poll_interval=container.settings.projections.poll_interval)
-    runner.start()
-    trading = threading.Thread(target=run_live, args=(agent, container.settings, stop), name="agent",
-                               kwargs={"data": args.data, "components": ("agent", "projections", "api")})
-    trading.start()
+    workers = [
+        threading.Thread(target=projecting.run_projector, name="projections", kwargs={
+            "container": container, "stop": stop, "every": RUN_HOUSEKEEPING_SECONDS, "report": lambda _line: None}),
+        threading.Thread(target=run_live, args=(agent, container.settings, stop), name="agent",
+                         kwargs={"data": args.data, "components": ("agent", "projections", "api")}),
+    ]
+    if container.settings.telegram.token is not None:
+        workers.append(threading.Thread(target=container.telegram_bot().serve, args=(stop,), name="telegram"))
+    for worker in workers:
+        worker.start()
     try:
         return _serve(container, on_exit=stop.set)
     finally:
         stop.set()
-        trading.join()  # the agent finishes its tick and records Stopped
-        runner.stop()
-        runner.catch_up()  # leave the read models current with the Stopped events
+        for worker in workers:
+            worker.join()  # the agent finishes its tick and records Stopped
+        projecting.runner(container).catch_up()  # the read models include every Stopped just recorded
 
 
 def _serve(container: Container, *, on_exit: Callable[[], None]) -> int:
@@ -237,6 +244,7 @@ def telegram_command(args: argparse.Namespace, container: Container) -> int:
         print("tradeledger telegram: telegram.token is not set (settings file or TRADELEDGER_TELEGRAM__TOKEN)",
               file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return container.telegram_bot().serve(stop_on_signals())
 
 
@@ -341,7 +349,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"tradeledger: invalid settings\n{error}", file=sys.stderr)
         return 2
-    with Container(settings) as container:
+    try:
+        container = Container(settings)  # migrates: the first thing that needs the database
+    except SQLAlchemyError as error:
+        # Exit 2 like any other unusable input; for `health` that is "unhealthy: store unreachable".
+        print(f"tradeledger: cannot open the database {settings.redacted()['database']['url']}: {error}",
+              file=sys.stderr)
+        return 2
+    with container:
         return COMMANDS[args.command_name].handler(args, container)
 
 

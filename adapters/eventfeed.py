@@ -1,9 +1,10 @@
 """The event log as the projection runner reads it: decoded pages, the head, and wake-ups.
 
 Pages are read with one query on the event table (its layout is owned by
-migration 0001) instead of `recorder.select_notifications`: on SQLite that
-reads 620k rows/s against 190k/s, because the recorder builds a Notification
-and parses a UUID per row, and a rebuild reads every event there is.
+migration 0001), on the driver's own cursor, instead of
+`recorder.select_notifications`: on SQLite that reads ~800k rows/s against
+~190k/s, because the recorder builds a Notification and parses a UUID per
+row (and SQLAlchemy rows cost a third more), and a rebuild reads every event.
 Decoding goes through the store's own `ChainedMapper`, once per page.
 
 Wake-ups: every append made through this process's store, and on PostgreSQL
@@ -29,12 +30,12 @@ from projections.fold import Recorded, Undecodable
 
 logger = logging.getLogger(__name__)
 
+# DB-API statements, run on the driver's cursor: SQLAlchemy's row objects cost a third of the read.
 PAGE_QUERIES = {
-    "sqlite": sa.text("SELECT rowid, originator_id, originator_version, topic, state FROM stored_events "
-                      "WHERE rowid > :after ORDER BY rowid LIMIT :limit"),
-    "postgresql": sa.text("SELECT notification_id, originator_id, originator_version, topic, state "
-                          "FROM tradeledger_events WHERE notification_id > :after "
-                          "ORDER BY notification_id LIMIT :limit"),
+    "sqlite": "SELECT rowid, originator_id, originator_version, topic, state FROM stored_events "
+              "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+    "postgresql": "SELECT notification_id, originator_id, originator_version, topic, state "
+                  "FROM tradeledger_events WHERE notification_id > %s ORDER BY notification_id LIMIT %s",
 }
 
 
@@ -48,7 +49,12 @@ class StoreFeed:
 
     def read(self, after: int, limit: int) -> list[Recorded]:
         with self.engine.connect() as conn:
-            rows = conn.execute(self.query, {"after": after, "limit": limit}).all()
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(self.query, (after, limit))
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
         return [self.recorded(*row) for row in rows]
 
     def recorded(self, position: int, stream: Any, version: int, topic: str, state: bytes) -> Recorded:
@@ -62,7 +68,8 @@ class StoreFeed:
             except Exception as error:  # noqa: BLE001 - every fold that meets it stops and reports it
                 return Recorded(position, Undecodable(topic=topic, error=f"{type(error).__name__}: {error}"))
         # Decoded only if a fold reads it; a payload that fails to decode fails that fold.
-        return Recorded.lazy(position, event_type, originator_id, partial(_decode, topic, originator_id, version, state))
+        decode = partial(_decode, topic, originator_id, version, state)
+        return Recorded.lazy(position, event_type, originator_id, decode)
 
     def head(self) -> int:
         return self.store.head_position()

@@ -142,8 +142,9 @@ def portfolio_at(container: Container, account: str, *, position: int | None = N
 
 def describe_portfolio(view: PortfolioView) -> str:
     a = view.account
+    marked = a.mark_time.isoformat() if a.mark_time else "no candle yet"
     lines = [
-        f"account {a.account} ({a.quote_currency}), marked at {a.mark_time.isoformat() if a.mark_time else 'no candle yet'}",
+        f"account {a.account} ({a.quote_currency}), marked at {marked}",
         f"  cash {a.cash}  equity {a.equity}  realised PnL {a.realised_pnl}  fees {a.fees}"
         + (f"  HALTED by {a.halted_rule}: {a.halted_reason}" if a.halted else ""),
         *(f"  position {p.symbol}: {p.quantity} @ {p.average_price} (last {p.last_price}), "

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from decimal import Decimal
 
 import msgspec
 import sqlalchemy as sa
 
-from projections.alerts import percent, shown, signed
+from projections.alerts import AlertKind, percent, shown, signed
 from projections.health import AGENT_RUNS, AgentHealth, agent_health, latest_run
 from projections.outbox import NewAlert
 from projections.portfolio import ACCOUNTS, DAILY_PNL, AccountRow, DailyPnlRow
@@ -42,6 +43,7 @@ STUCK = "projection_stuck:"
 DAILY = "daily_summary:"
 
 Known = Callable[[str], set[str]]  # the queued alert ids that start with a prefix
+Found = tuple[str, AlertKind, str]  # (alert id, kind, text)
 
 
 class AlertWatcher:
@@ -66,8 +68,8 @@ class AlertWatcher:
             *(alert for a in accounts for alert in self.daily(a, [d for d in days if d.account == a.account])),
         )]
 
-    def agent(self, health: AgentHealth) -> list[tuple[str, str, str]]:
-        alerts = []
+    def agent(self, health: AgentHealth) -> list[Found]:
+        alerts: list[Found] = []
         if health.status == "stale":
             last = health.last_heartbeat_at or health.started_at
             assert last is not None and health.run_id is not None
@@ -82,7 +84,7 @@ class AlertWatcher:
                     alerts.append((RECOVERED + subject, "agent_recovered", recovery_text(subject, health)))
         return alerts
 
-    def projection(self, t: Tracking, *, head: int, now: datetime) -> list[tuple[str, str, str]]:
+    def projection(self, t: Tracking, *, head: int, now: datetime) -> list[Found]:
         if t.error is not None:
             return [(f"{STUCK}{t.name}:error:{t.error_position}", "projection_stuck",
                      f"projection {t.name} stopped at position {t.error_position}: {t.error}")]
@@ -96,13 +98,13 @@ class AlertWatcher:
                  f"projection {t.name} has not moved from position {t.position} for "
                  f"{(now - since).total_seconds():.0f}s; the log is at {head}")]
 
-    def daily(self, account: AccountRow, days: list[DailyPnlRow]) -> list[tuple[str, str, str]]:
+    def daily(self, account: AccountRow, days: list[DailyPnlRow]) -> list[Found]:
         prefix = f"{DAILY}{account.account}:"
         closed = [d for d in days if account.mark_day is not None and d.day < account.mark_day]
         summarised = [date.fromisoformat(i.removeprefix(prefix)) for i in self.known(prefix)]
         due = [d for d in closed if d.day > max(summarised)] if summarised else closed[-1:]
-        equity = account.initial_balance + sum((d.pnl for d in days if due and d.day < due[0].day), start=0)
-        alerts = []
+        equity = account.initial_balance + sum((d.pnl for d in days if due and d.day < due[0].day), Decimal(0))
+        alerts: list[Found] = []
         for day in due:
             equity += day.pnl
             alerts.append((f"{prefix}{day.day.isoformat()}", "daily_summary",

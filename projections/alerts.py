@@ -131,9 +131,9 @@ class AlertsFold(Fold):
         tap = PortfolioTap(sink, self.observe)
         self.portfolio = PortfolioFold(tap) if portfolio_rows is None else PortfolioFold.restore(portfolio_rows, tap)
         self.rejected: dict[UUID, str] = {}
-        # What the portfolio wrote while applying the current event.
-        self.opened: PositionRow | None = None
-        self.closed: TradeRow | None = None
+        # What the portfolio wrote while applying the current fill.
+        self.position_row: PositionRow | None = None
+        self.trade_row: TradeRow | None = None
         super().__init__(sink)
 
     def handlers_by_type(self) -> dict[type, Handler]:
@@ -162,9 +162,9 @@ class AlertsFold(Fold):
 
     def observe(self, table: RowTable[Any], row: Any) -> None:
         if table is POSITIONS:
-            self.opened = row
+            self.position_row = row
         elif table is TRADES:
-            self.closed = row
+            self.trade_row = row
 
     def account(self, account_id: UUID) -> AccountRow:
         return self.portfolio.accounts[account_id]
@@ -185,16 +185,17 @@ class AlertsFold(Fold):
         self.unmute_rejections(e.originator_id)
 
     def order_filled(self, e: Account.OrderFilled, position: int) -> None:
-        self.opened = self.closed = None
+        self.position_row = self.trade_row = None
         self.through(e, position)
         account = self.account(e.originator_id)
-        if self.closed is not None:
-            t = self.closed
+        if self.trade_row is not None:  # the fill closed a round trip
+            t = self.trade_row
             self.alert(position, "trade_closed", e.timestamp,
                        f"{account.account}: closed {t.symbol}, {shown(t.quantity)} from {shown(t.entry_price)} "
                        f"to {shown(t.exit_price)}: PnL {signed(t.pnl)} {account.quote_currency} "
                        f"({percent(t.pnl, t.entry_price * t.quantity)}) after {shown(t.fees)} fees")
-        elif e.side is Side.BUY and self.opened is not None and self.opened.quantity == e.quantity:
+        elif e.side is Side.BUY and self.position_row is not None and self.position_row.quantity == e.quantity:
+            # The position holds exactly this fill: it was flat before.
             self.alert(position, "trade_opened", e.timestamp,
                        f"{account.account}: opened {e.symbol}, bought {shown(e.quantity)} at {shown(e.price)} "
                        f"(fee {shown(e.fee)} {account.quote_currency})")

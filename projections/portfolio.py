@@ -217,7 +217,7 @@ class PortfolioFold(Fold):
     def restore(cls, rows: RowSource[Any], sink: Sink) -> PortfolioFold:
         fold = cls(sink)
         fold.markets = {m.market_id: m for m in rows(MARKETS)}
-        fold.prices = {}
+        fold.prices = {p.symbol: p for p in rows(PRICES)}
         fold.accounts = {a.account_id: a for a in rows(ACCOUNTS)}
         for position in rows(POSITIONS):
             fold.positions.setdefault(position.account, {})[position.symbol] = position

@@ -36,7 +36,9 @@ from projections.registry import PROJECTIONS
 from projections.rows import PendingChanges
 
 logger = logging.getLogger(__name__)
-PAGE_SIZE = 5000
+# Events per step (and per transaction) while catching up. Measured on a 1M-event rebuild: 20,000
+# beats 5,000 by ~15% (fewer commits, and the activity feed's 1,000 rows are rewritten per step).
+PAGE_SIZE = 20_000
 
 
 class EventFeed(Protocol):

@@ -10,6 +10,7 @@ rolls back and reloads.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import date, datetime
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -64,7 +65,9 @@ class BulkUpsert:
         updates = {c.name: insert.excluded[c.name] for c in table.table.columns if c.name not in keys}
         compiled = insert.on_conflict_do_update(index_elements=keys, set_=updates).compile(dialect=dialect)
         self.sql = compiled.string
-        self.table = table
+        # Decimal -> exact str, UUID -> str, enums -> values, structs -> JSON-able builtins; times stay
+        # datetimes for PostgreSQL and become RFC 3339 text on SQLite (see UtcDateTime).
+        self.builtin_types = (date,) if dialect.name == "sqlite" else (datetime, date)
         self.processors = [(c.name, p) for c in table.table.columns
                            if (p := c.type.dialect_impl(dialect).bind_processor(dialect))]
         positions = compiled.positiontup or []
@@ -73,7 +76,7 @@ class BulkUpsert:
         )
 
     def execute(self, conn: sa.Connection, rows: list[Any]) -> None:
-        params = self.table.to_params(rows)
+        params = msgspec.to_builtins(rows, builtin_types=self.builtin_types)
         for row in params:
             for name, process in self.processors:
                 row[name] = process(row[name])

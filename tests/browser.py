@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-dev-shm-usage", "--no-first-run", "--remote-debugging-port=0", "--window-size=1400,1100"]
 DEVTOOLS = re.compile(rb"DevTools listening on (ws://\S+)")
 POLL_SECONDS = 0.1
+LOAD_DEADLINE = 60
 
 
 class Page:
@@ -38,10 +40,13 @@ class Page:
 
     async def send(self, method: str, **params: Any) -> Any:
         command_id = next(self.ids)
-        self.pending[command_id] = asyncio.get_running_loop().create_future()
-        await self.socket.send(json.dumps({"id": command_id, "sessionId": self.session, "method": method,
-                                           "params": params}))
-        return await self.pending.pop(command_id)
+        reply = self.pending[command_id] = asyncio.get_running_loop().create_future()
+        try:
+            await self.socket.send(json.dumps({"id": command_id, "sessionId": self.session, "method": method,
+                                               "params": params}))
+            return await reply
+        finally:
+            del self.pending[command_id]
 
     async def dispatch(self) -> None:
         async for raw in self.socket:
@@ -84,7 +89,8 @@ class Page:
 async def open_page(url: str) -> AsyncIterator[Page]:
     """A fresh headless chromium (own profile) showing `url`, with error collection on from the start."""
     assert CHROMIUM is not None
-    with tempfile.TemporaryDirectory(prefix="tradeledger-chromium-") as profile:
+    # Chromium's helper processes may still be writing the profile as it exits: ignore that at cleanup.
+    with tempfile.TemporaryDirectory(prefix="tradeledger-chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
@@ -96,6 +102,8 @@ async def open_page(url: str) -> AsyncIterator[Page]:
                     await page.send("Runtime.enable")
                     await page.send("Page.enable")
                     await page.send("Page.navigate", url=url)
+                    await page.wait_for("location.href !== 'about:blank' && document.readyState === 'complete'",
+                                        LOAD_DEADLINE, "the loaded page")
                     yield page
                 finally:
                     dispatcher.cancel()
@@ -105,10 +113,13 @@ async def open_page(url: str) -> AsyncIterator[Page]:
 
 
 def _devtools_url(process: subprocess.Popen[bytes]) -> str:
+    """The browser's DevTools URL from its stderr, which is then drained: a full pipe would stall chromium."""
     assert process.stderr is not None
-    for line in process.stderr:
+    stderr = process.stderr
+    for line in stderr:
         match = DEVTOOLS.search(line)
         if match:
+            threading.Thread(target=stderr.read, daemon=True).start()
             return match.group(1).decode()
     raise RuntimeError(f"chromium exited ({process.wait()}) without opening DevTools")
 

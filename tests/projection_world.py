@@ -32,12 +32,14 @@ Command = tuple[Any, ...]
 def commands() -> st.SearchStrategy[list[Command]]:
     symbol = st.integers(0, len(SYMBOLS) - 1)
     pick = st.integers(0, 10)
+    candle = st.tuples(st.just("candle"), symbol, st.integers(-300, 300), st.booleans(),
+                       st.sampled_from((5, 5, 5, 55, 600, 1440)))
+    buy = st.tuples(st.just("buy"), symbol, st.integers(1, 100))
+    sell = st.tuples(st.just("sell"), symbol, st.integers(1, 100))
+    fill = st.tuples(st.just("fill"), pick, st.booleans(), st.integers(-30, 30))
     command = st.one_of(
-        st.tuples(st.just("candle"), symbol, st.integers(-300, 300), st.booleans(),
-                  st.sampled_from((5, 5, 5, 55, 600, 1440))),
-        st.tuples(st.just("buy"), symbol, st.integers(1, 100)),
-        st.tuples(st.just("sell"), symbol, st.integers(1, 100)),
-        st.tuples(st.just("fill"), pick, st.booleans(), st.integers(-30, 30)),
+        # Trading is weighted up: the interesting histories are candles, orders and fills interleaved.
+        candle, candle, candle, buy, buy, sell, sell, fill, fill, fill,
         st.tuples(st.just("cancel"), pick),
         st.tuples(st.just("reject"), symbol),
         st.tuples(st.sampled_from(("halt", "resume", "agent_start", "agent_beat", "agent_stop",

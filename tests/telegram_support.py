@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from adapters.container import Container
-from adapters.telegram.bot import BotThread, TelegramBot, Tuning
+from adapters.telegram.bot import TelegramBot, Tuning
 from projections.outbox import Outbox, OutboxRow
 from projections.runner import ProjectionRunner
 from settings import Settings, load_settings
@@ -39,8 +39,9 @@ def telegram_settings(url: str, fake: FakeBotApi, *, chats: str = f"{CHAT},{OTHE
 
 
 @pytest.fixture
-def container(tmp_path: Path, fake: FakeBotApi) -> Iterator[Container]:
-    with Container(telegram_settings(f"sqlite:///{tmp_path / 'ledger.sqlite'}", fake)) as built:
+def container(store_url: str, fake: FakeBotApi) -> Iterator[Container]:
+    """On a SQLite file and on the PostgreSQL server (conftest's `store_url`)."""
+    with Container(telegram_settings(store_url, fake)) as built:
         yield built
 
 
@@ -49,16 +50,19 @@ def bot_for(container: Container) -> TelegramBot:
 
 
 @contextmanager
-def running_bot(container: Container, fake: FakeBotApi) -> Iterator[BotThread]:
-    """The bot on its thread, as `tradeledger run` embeds it, polling the fake before the block starts."""
+def running_bot(container: Container, fake: FakeBotApi) -> Iterator[TelegramBot]:
+    """The bot on a thread, as `tradeledger run` runs it, polling the fake before the block starts."""
     calls_before = len(fake.calls)
-    bot = BotThread(bot_for(container)).start()
+    bot, stop = bot_for(container), threading.Event()
+    thread = threading.Thread(target=bot.serve, args=(stop,), name="telegram")
+    thread.start()
     try:
         wait_until(lambda: any(c.method == "getUpdates" for c in fake.calls[calls_before:]), what="the bot to poll")
         yield bot
     finally:
-        bot.stop(STOP_TIMEOUT)
-        assert not bot.thread.is_alive(), "the bot did not stop"
+        stop.set()
+        thread.join(STOP_TIMEOUT)
+        assert not thread.is_alive(), "the bot did not stop"
 
 
 @contextmanager

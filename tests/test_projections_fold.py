@@ -81,7 +81,7 @@ def rows_equal_fold(engine: sa.Engine, models: ReadModels) -> None:
             assert first_mismatch(models.tables.rows, rows, projection.tables) is None, projection.name
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(script=commands(), chunk=st.integers(1, 30), page=st.integers(1, 40), restart_every=st.integers(1, 4))
 def test_sql_projections_equal_the_pure_fold(fresh_ledger: Ledger, script: list, chunk: int, page: int,
                                              restart_every: int) -> None:

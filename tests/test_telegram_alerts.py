@@ -9,19 +9,29 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from adapters import control, projecting
+from adapters.agent import Agent
 from adapters.container import Container
+from adapters.database import create_db_engine, upgrade
+from adapters.eventfeed import StoreFeed
+from adapters.eventstore import open_store
+from adapters.marketdata import load_candles
 from domain.account import Account
 from domain.agent_run import AgentRun
 from domain.gateway import Gateway
 from domain.ids import account_id
 from domain.market import Market
 from domain.values import Candle, Side
-from projections.alerts import AlertKind
-from projections.fold import Fold, Handler, Projection
+from projections.alerts import ALERT_STATE, ALERTS, AlertKind, AlertsFold, signed
+from projections.fold import Fold, Handler, Projection, apply_all
+from projections.portfolio import TRADES, PortfolioFold
+from projections.rows import MemoryTables
 from projections.runner import ProjectionRunner
+from settings import load_settings
+from tests.conftest import CANDLES
 from tests.fakebotapi import FakeBotApi, wait_until
 from tests.telegram_support import (  # noqa: F401 - fixtures
     CHAT,
@@ -158,3 +168,29 @@ def test_a_bot_started_on_an_existing_history_sends_only_what_happens_from_then_
         wait_until(lambda: delivered(container, "trading_halted"), what="the new halt")
     for chat in (CHAT, OTHER_CHAT):
         assert fake.texts(chat) == ["paper: trading HALTED by rule manual (api): new"]
+
+
+def test_the_alerts_fold_restores_at_any_position_and_its_trades_are_the_portfolios(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    upgrade(url)
+    store = open_store(url)
+    agent = Agent(store, load_settings(overrides={"database.url": url, "predictor.name": "sma_cross"}))
+    agent.start(("test",))
+    agent.run_feed(load_candles(CANDLES / "ETH_BTC-5m.csv").candles[:3000], batch_size=500)
+    agent.stop("done")
+    events = StoreFeed(store, create_db_engine(url)).read(0, 1_000_000)
+    whole = MemoryTables()
+    apply_all(AlertsFold(whole), events)
+    portfolio = MemoryTables()
+    apply_all(PortfolioFold(portfolio), events)
+    for cut in (1, 777, len(events) // 2, len(events) - 1):
+        resumed = MemoryTables()
+        apply_all(AlertsFold(resumed), events[:cut])
+        apply_all(AlertsFold.restore(resumed.rows, resumed), events[cut:])
+        assert resumed.rows(ALERTS) == whole.rows(ALERTS) and resumed.rows(ALERT_STATE) == whole.rows(ALERT_STATE)
+    alerts = whole.rows(ALERTS)
+    closed = [a.text for a in alerts if a.kind == "trade_closed"]
+    assert closed and [f"PnL {signed(t.pnl)} BTC" in text for t, text in zip(portfolio.rows(TRADES), closed,
+                                                                              strict=True)] == [True] * len(closed)
+    rejections = [e for e in events if e.type is Account.OrderRejected]
+    assert 0 < sum(a.kind == "order_rejected" for a in alerts) < len(rejections), "repeats of one cause are muted"

@@ -22,6 +22,7 @@ claims are given back), `application.shutdown`, the Gateway's Stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -75,10 +76,8 @@ def claimer_id() -> str:
 
 async def wait(event: asyncio.Event, seconds: float) -> None:
     """Sleep `seconds`, or less when `event` is set."""
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        pass
 
 
 class TelegramBot:
@@ -114,14 +113,20 @@ class TelegramBot:
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
     def serve(self, stop: threading.Event) -> int:
-        """`tradeledger telegram`: log INFO and above to stderr (unless logging is set up), run until `stop`."""
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return asyncio.run(self.run(stop))
+        """Run on this thread's own event loop until `stop` is set; the exit status (see `run`, 1 on a failure).
+
+        `tradeledger telegram` calls it on the main thread, `tradeledger run` on a thread of its own.
+        """
+        try:
+            return asyncio.run(self.run(stop))
+        except Exception:  # noqa: BLE001 - on a worker thread nobody else would say why the bot is gone
+            log.exception("the Telegram bot failed")
+            return 1
 
     async def run(self, stop: threading.Event) -> int:
         """Serve until `stop` is set; 0 after a normal stop, 2 when Telegram rejected the token."""
-        await self.start()
         try:
+            await self.start()
             while not stop.is_set() and not self.token_rejected:
                 await asyncio.sleep(STOP_CHECK_SECONDS)
         finally:
@@ -167,8 +172,7 @@ class TelegramBot:
                 delay = self.backoff.delay(failures).total_seconds()
                 log.warning("connecting to Telegram failed (try %d), retrying in %.0fs: %s: %s", failures, delay,
                             type(error).__name__, error)
-                if app.running:
-                    await app.stop()  # started but not polling: start again from the top
+                await self.step("undo a half-done start", self.stop_application)  # start again from the top
                 await wait(self.stopping, delay)
                 continue
             self.connected.set()
@@ -228,10 +232,11 @@ class TelegramBot:
 
     @staticmethod
     async def step(what: str, action: Callable[[], Awaitable[Any]]) -> None:
+        """Run one step of a sequence that must go on: its error is logged, not raised."""
         try:
             await action()
         except Exception:  # noqa: BLE001 - logged; the remaining steps still run
-            log.exception("stopping the Telegram bot: %s failed; going on with the remaining steps", what)
+            log.exception("Telegram bot: %s failed; going on with the remaining steps", what)
 
     async def stop_polling(self) -> None:
         updater = self.application.updater
@@ -257,27 +262,6 @@ class TelegramBot:
         done, _ = await asyncio.wait({task}, timeout=grace)
         if not done:
             task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-class BotThread:
-    """The bot on its own thread and event loop, so the process that embeds it is never slowed by it."""
-
-    def __init__(self, bot: TelegramBot) -> None:
-        self.bot = bot
-        self.stop_requested = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="telegram")
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self.bot.run(self.stop_requested))
-        except Exception:  # noqa: BLE001 - the embedding process goes on without its bot; logged
-            log.exception("the Telegram bot failed")
-
-    def start(self) -> BotThread:
-        self.thread.start()
-        return self
-
-    def stop(self, timeout: float | None = None) -> None:
-        self.stop_requested.set()
-        self.thread.join(timeout)
+        (outcome,) = await asyncio.gather(task, return_exceptions=True)
+        if isinstance(outcome, Exception):
+            log.error("the Telegram bot's %s task had failed", name, exc_info=outcome)

@@ -96,7 +96,8 @@ class Commands:
             return
         name, args = parsed
         if chat.id not in self.allowed:
-            await self.refuse(message, update, name)
+            user = update.effective_user
+            await self.refuse(message, chat.id, user.id if user else None, name)
             return
         spec = self.specs.get(name)
         if spec is None:
@@ -110,11 +111,8 @@ class Commands:
             text = f"/{name} failed: {type(error).__name__}; the bot's log has the details"
         await message.reply_text(text, do_quote=True)
 
-    async def refuse(self, message: Message, update: Update, name: str) -> None:
-        assert update.effective_chat is not None
-        chat = update.effective_chat.id
-        user = update.effective_user
-        peer = chat_peer(chat) + (f" user:{user.id}" if user else "")
+    async def refuse(self, message: Message, chat: int, user: int | None, name: str) -> None:
+        peer = chat_peer(chat) + (f" user:{user}" if user is not None else "")
         reason = f"chat {chat} is not in telegram.allowed_chat_ids"
         log.warning("refused /%s from %s: %s", name[:MAX_COMMAND], peer, reason)
         await asyncio.to_thread(self.gateway.refuse, peer=peer, command=f"/{name}"[:MAX_COMMAND], reason=reason)
@@ -190,7 +188,7 @@ class Commands:
     def health(self, _request: Request) -> str:
         report = self.health_report()
         return "\n".join([
-            f"{report.status}" + "".join(f"\n- {reason}" for reason in report.reasons),
+            f"health: {report.status}" + "".join(f"\n- {reason}" for reason in report.reasons),
             f"agent: {report.agent.status}",
             f"event store: {'at position ' + str(report.head) if report.head is not None else 'UNREACHABLE'}",
             *(f"{p.name}: position {p.position}, lag {p.lag}" + (f", STOPPED at {p.error_position}: {p.error}"

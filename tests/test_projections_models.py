@@ -1,0 +1,154 @@
+"""The read models' own rules: schema, signal freshness, the health rule, the activity window, the health file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from adapters.database import create_db_engine, upgrade
+from adapters.healthfile import HealthFile, write_atomically
+from domain.account import Account
+from domain.market import Market
+from domain.values import Candle, Decision, Prediction, Side
+from projections.activity import ACTIVITY, KEEP_LAST
+from projections.fold import Recorded
+from projections.health import AGENT_RUNS, MAX_HEALTHY_LAG, AgentHealth, ProjectionHealth, agent_health, assess
+from projections.replay import ReadModels
+from projections.rows import metadata
+from projections.signals import SIGNAL_GRACE, SIGNALS
+from tests.projection_world import World
+
+NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
+
+
+def test_the_migrations_create_exactly_the_tables_the_projections_write(store_url: str) -> None:
+    upgrade(store_url)
+    engine = create_db_engine(store_url)
+    # Types are compared on PostgreSQL; SQLite reports declared types loosely (UtcDateTime is text there).
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": engine.dialect.name == "postgresql"})
+        diffs = compare_metadata(context, metadata)
+    engine.dispose()
+    ours = [d for d in diffs if _table_of(d) in metadata.tables]
+    assert ours == []
+
+
+def _table_of(diff: object) -> str | None:
+    first = diff[0] if isinstance(diff, list) else diff
+    subject = first[1] if first[0] in ("add_table", "remove_table", "add_index", "remove_index") else None
+    return getattr(getattr(subject, "table", subject), "name", None) if subject is not None else first[2]
+
+
+def signal_rows(timeframe: str, open_time: datetime) -> list:
+    market = Market.list("ETH/BTC", timeframe, at=open_time)
+    one = Decimal(1)
+    market.close_candle(Candle(symbol="ETH/BTC", timeframe=timeframe, open_time=open_time, open=one, high=one,
+                               low=one, close=one, volume=one))
+    market.generate_signal(Decision(prediction=Prediction.UP, confidence=0.7, model_name="m", model_version="1"),
+                           is_actionable=True, data_quality=1.0, features_used=(), feature_values={})
+    models = ReadModels()
+    models.apply([Recorded(p, e) for p, e in enumerate(market.collect_events(), start=1)])
+    return models.tables.rows(SIGNALS)
+
+
+@pytest.mark.parametrize("timeframe, step", [("5m", timedelta(minutes=5)), ("1h", timedelta(hours=1))])
+def test_a_signal_is_fresh_until_the_next_one_is_due_plus_grace(timeframe: str, step: timedelta) -> None:
+    (row,) = signal_rows(timeframe, NOW)
+    assert row.generated_at == NOW + step, "produced when its candle closes"
+    assert row.fresh_until == NOW + 2 * step + SIGNAL_GRACE
+    assert row.is_fresh(NOW + 2 * step) and not row.is_fresh(NOW + 2 * step + SIGNAL_GRACE + timedelta(seconds=1))
+
+
+def agent(status: str) -> AgentHealth:
+    return AgentHealth(status=status, heartbeat_age=60.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("head, state, lag, error, expected", [
+    (10, "running", 0, None, 0),
+    (10, "running", MAX_HEALTHY_LAG, None, 0),
+    (10, "running", MAX_HEALTHY_LAG + 1, None, 1),
+    (10, "stopped", 0, None, 1),
+    (10, "none", 0, None, 1),
+    (10, "stale", 0, None, 2),
+    (10, "running", 0, "boom", 2),
+    (None, "running", None, None, 2),
+])
+def test_the_health_rule(head: int | None, state: str, lag: int | None, error: str | None, expected: int) -> None:
+    projection = ProjectionHealth(name="portfolio", position=0, lag=lag, error=error, error_position=error and 3)
+    report = assess(now=NOW, head=head, agent=agent(state), projections=[projection], open_connections=0)
+    assert report.exit_code == expected and bool(report.reasons) == (expected != 0)
+
+
+def test_an_agent_is_stale_after_three_missed_heartbeats() -> None:
+    world = World()
+    world.run([("agent_start", 0), ("agent_beat", 0)])
+    models = ReadModels()
+    models.apply([Recorded(p, e) for p, e in enumerate(world.events, start=1)])
+    (run,) = models.tables.rows(AGENT_RUNS)
+    beat = run.last_heartbeat_at
+    assert agent_health(run, now=beat + timedelta(seconds=15), heartbeat_interval=5).status == "running"
+    assert agent_health(run, now=beat + timedelta(seconds=15.1), heartbeat_interval=5).status == "stale"
+
+
+def test_the_activity_feed_keeps_the_newest_lines_only() -> None:
+    account = Account.open("paper", "BTC", Decimal(1), at=NOW)
+    for number in range(KEEP_LAST + 200):
+        account.reject_order("ETH/BTC", Side.BUY, rule="r", reason=f"#{number}", at=NOW)
+    events = account.collect_events()
+    models = ReadModels()
+    for start in range(0, len(events), 300):  # batch by batch, as the runner does
+        models.apply([Recorded(p, e) for p, e in enumerate(events, start=1)][start:start + 300])
+    rows = models.tables.rows(ACTIVITY)
+    assert len(rows) == KEEP_LAST and rows[-1].position == len(events)
+    assert rows[0].text == f"buy ETH/BTC rejected by r: #{len(events) - KEEP_LAST - 1}"
+
+
+READER = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    path, stop = Path(sys.argv[1]), Path(sys.argv[2])
+    reads = bad = 0
+    while not stop.exists():
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            continue
+        reads += 1
+        try:
+            json.loads(text)
+        except ValueError:
+            bad += 1
+    print(json.dumps({"reads": reads, "bad": bad}))
+""")
+
+
+def test_a_reader_never_sees_a_half_written_health_file(tmp_path: Path) -> None:
+    path, stop = tmp_path / "health.json", tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(path), str(stop)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        for number in range(3000):
+            # Sizes vary so a torn read would show as a truncated or mixed document.
+            write_atomically(path, msgspec.json.encode({"n": number, "pad": "x" * (number % 50_000)}))
+    finally:
+        stop.touch()
+        out, _ = reader.communicate(timeout=60)
+    result = json.loads(out)
+    assert result["reads"] > 0 and result["bad"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["health.json", "stop"], "no temp files left behind"
+
+
+def test_the_health_file_holds_the_composed_report(tmp_path: Path) -> None:
+    report = assess(now=NOW, head=7, agent=agent("running"), projections=[], open_connections=2)
+    HealthFile(tmp_path / "h" / "health.json", lambda: report)()
+    assert json.loads((tmp_path / "h" / "health.json").read_text())["open_connections"] == 2

@@ -1,0 +1,164 @@
+"""The projection runner on SQLite and PostgreSQL: restarts, following live, rebuilds, failures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from adapters import projecting
+from adapters.container import Container
+from adapters.database import create_db_engine
+from adapters.eventfeed import StoreFeed
+from adapters.eventstore import LedgerStore
+from domain.market import Market
+from projections import sql
+from projections.fold import Fold, Handler, Projection
+from projections.healthview import read_health
+from projections.registry import PROJECTIONS
+from projections.runner import ProjectionRunner, ProjectionStatus
+from projections.verify import verify_projections
+from scripts.synthetic_history import HistoryBuilder
+from settings import load_settings
+from tests.conftest import ROOT
+
+Snapshot = dict[str, list[Any]]
+
+
+@pytest.fixture
+def ledger(history_store: Callable[[int], LedgerStore], store_url: str) -> Iterator[tuple[LedgerStore, sa.Engine]]:
+    store = history_store(120)
+    engine = create_db_engine(store_url)
+    yield store, engine
+    engine.dispose()
+
+
+def snapshot(engine: sa.Engine) -> Snapshot:
+    with engine.connect() as conn:
+        rows = sql.row_source(conn)
+        return {t.name: rows(t) for p in PROJECTIONS for t in p.tables}
+
+
+def assert_equal_to_a_fresh_fold(engine: sa.Engine, feed: StoreFeed) -> None:
+    checks = verify_projections(engine, feed)
+    assert [(c.name, c.lag, c.compared) for c in checks] == [(p.name, 0, True) for p in PROJECTIONS]
+    assert [c for c in checks if not c.ok] == []
+
+
+def wait_until_caught_up(runner: ProjectionRunner, head: int, limit: float = 60.0) -> list[ProjectionStatus]:
+    """Waits for the runner to report every projection at `head` (the limit only stops a broken test hanging)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        status = runner.status()
+        if status and all(s.position == head for s in status):
+            return status
+        time.sleep(0.02)
+    raise AssertionError(f"runner never reached position {head}: {runner.status()}")
+
+
+def test_a_runner_restarted_after_every_page_equals_one_fresh_fold(ledger: tuple[LedgerStore, sa.Engine]) -> None:
+    store, engine = ledger
+    feed = StoreFeed(store, engine)
+    while ProjectionRunner(feed, engine, page_size=7).step():  # each runner restores from the committed rows
+        pass
+    assert_equal_to_a_fresh_fold(engine, feed)
+
+
+def test_rebuild_equals_the_read_models_kept_live(ledger: tuple[LedgerStore, sa.Engine], store_url: str) -> None:
+    store, engine = ledger
+    feed = StoreFeed(store, engine)
+    runner = ProjectionRunner(feed, engine, page_size=50, poll_interval=3600)  # woken by appends, never by polling
+    runner.start()
+    builder = HistoryBuilder(store, symbols=("XRP/BTC",), account="live", seed=3)
+    for _ in range(5):
+        builder.extend(20, ticks_per_save=7)
+    wait_until_caught_up(runner, store.head_position())
+    runner.stop()
+    live = snapshot(engine)
+    with Container(load_settings(overrides={"database.url": store_url}, environ={})) as container:
+        result = projecting.rebuild(container)
+    assert result.events == store.head_position()
+    assert snapshot(engine) == live
+
+
+def test_the_runner_follows_appends_made_by_another_process(ledger: tuple[LedgerStore, sa.Engine],
+                                                            store_url: str) -> None:
+    """On PostgreSQL only LISTEN/NOTIFY can wake it (polling is an hour); SQLite polls."""
+    store, engine = ledger
+    feed = StoreFeed(store, engine)
+    poll = 3600.0 if engine.dialect.name == "postgresql" else 0.05
+    runner = ProjectionRunner(feed, engine, poll_interval=poll)
+    runner.start()
+    wait_until_caught_up(runner, store.head_position())
+    script = ("from adapters.eventstore import open_store; from scripts.synthetic_history import HistoryBuilder; "
+              f"HistoryBuilder(open_store({store_url!r}), symbols=('XRP/BTC',), account='other', seed=9).extend(30)")
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=120)
+    wait_until_caught_up(runner, store.head_position())
+    runner.stop()
+    assert_equal_to_a_fresh_fold(engine, feed)
+
+
+class Flaky(Fold):
+    """Counts the candles it sees and raises on the candle at `fail_at`, while that is set."""
+
+    fail_at: int | None = None
+    seen: list[int] = []
+
+    def handlers_by_type(self) -> dict[type, Handler]:
+        return {Market.CandleClosed: self.candle}
+
+    def candle(self, _event: Market.CandleClosed, position: int) -> None:
+        if position == Flaky.fail_at:
+            raise RuntimeError("cannot project this candle")
+        Flaky.seen.append(position)
+
+
+FLAKY = Projection("flaky", (), Flaky)
+
+
+def test_a_failing_projection_stops_at_its_event_and_resumes_there(ledger: tuple[LedgerStore, sa.Engine]) -> None:
+    store, engine = ledger
+    feed = StoreFeed(store, engine)
+    candles = [r.position for p in [feed.read(0, 10_000)] for r in p if r.type is Market.CandleClosed]
+    Flaky.fail_at, Flaky.seen = candles[40], []
+    ProjectionRunner(feed, engine, (*PROJECTIONS, FLAKY), page_size=64).catch_up()
+
+    with engine.connect() as conn:
+        tracking = sql.read_tracking(conn, (*PROJECTIONS, FLAKY))
+    head = store.head_position()
+    assert tracking["flaky"].position == Flaky.fail_at - 1, "everything before the failing event is kept"
+    assert (tracking["flaky"].error_position, tracking["flaky"].error) == (candles[40], "cannot project this candle")
+    assert {t.position for name, t in tracking.items() if name != "flaky"} == {head}, "the others go on"
+    report = read_health(engine, head=head, now=projecting.utcnow(), heartbeat_interval=5,
+                                    projections=(*PROJECTIONS, FLAKY))
+    assert report.exit_code == 2 and any("flaky stopped at position" in r for r in report.reasons)
+
+    Flaky.fail_at, Flaky.seen = None, []  # fixed: the next runner retries the same event, never skips it
+    ProjectionRunner(feed, engine, (*PROJECTIONS, FLAKY)).catch_up()
+    with engine.connect() as conn:
+        fixed = sql.read_tracking(conn, (FLAKY,))["flaky"]
+    assert (fixed.position, fixed.error, fixed.error_position) == (head, None, None)
+    assert Flaky.seen == candles[40:], "it resumes at the failed event: nothing skipped, nothing redone"
+
+
+def test_an_undecodable_event_stops_exactly_the_projections_that_read_it(
+        ledger: tuple[LedgerStore, sa.Engine]) -> None:
+    store, engine = ledger
+    feed = StoreFeed(store, engine)
+    candle = next(r.position for r in feed.read(0, 10_000) if r.type is Market.CandleClosed and r.position > 100)
+    table, key = ("stored_events", "rowid") if engine.dialect.name == "sqlite" else \
+        ("tradeledger_events", "notification_id")
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE {table} SET state = :state WHERE {key} = :position"),
+                     {"state": bytes(32) + b'{"open_time": "not a time"}', "position": candle})
+    ProjectionRunner(feed, engine).catch_up()
+    with engine.connect() as conn:
+        tracking = sql.read_tracking(conn, PROJECTIONS)
+    assert (tracking["portfolio"].position, tracking["portfolio"].error_position) == (candle - 1, candle)
+    assert "open_time" in (tracking["portfolio"].error or "")
+    assert tracking["signals"].position == store.head_position() and tracking["signals"].error is None
