@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from adapters.audit import read_log, verify_log
+from adapters.database import upgrade
 from adapters.eventstore import open_store
 from adapters.reproduce import decoded
 from domain.account import Account
@@ -42,6 +43,7 @@ def trading_history(url: str) -> list[tuple[int, dict]]:
 
 
 def candles_recorded(url: str) -> int:
+    upgrade(url)  # a kill may land before the first process migrated the new file
     store = open_store(url)
     try:
         return sum(1 for n in read_log(store) if n.topic.endswith("CandleClosed"))
