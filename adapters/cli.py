@@ -15,7 +15,6 @@ import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters import audit, eventlog, projecting
-from adapters.export import export as export_read_models
 from adapters import backtest
 from adapters.agent import Agent, AgentError, build_trader, recorded_settings, run_live
 from adapters.api.server import serve_foreground
@@ -291,9 +290,11 @@ def replay_command(args: argparse.Namespace, container: Container) -> int:
          option("--out", required=True, metavar="DIR", help="directory for the files"),
          option("--format", choices=("parquet", "csv"), default="parquet", help="file format (default parquet)"))
 def export_command(args: argparse.Namespace, container: Container) -> int:
+    from adapters.export import export  # polars is slow to import, and only this command needs it
+
     projecting.bulk_gc()
     projecting.runner(container).catch_up()
-    written = export_read_models(container.engine, Path(args.out), args.format)
+    written = export(container.engine, Path(args.out), args.format)
     emit(args, {name: str(path) for name, path in written.items()},
          "\n".join(f"{name}: {path}" for name, path in written.items()))
     return 0

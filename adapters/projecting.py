@@ -7,6 +7,7 @@ database engine, the clock, signals, the health file and the local process table
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import socket
 import threading
@@ -33,6 +34,8 @@ from projections.registry import PROJECTIONS, select
 from projections.replay import replay
 from projections.runner import PAGE_SIZE, ProjectionRunner, ProjectionStatus
 from projections.verify import ProjectionCheck, verify_projections
+
+logger = logging.getLogger(__name__)
 
 # Pages are tens of thousands of short-lived, acyclic objects. At the default gen-0
 # threshold (700) the collector runs every few events and rescans the page: measured,
@@ -78,7 +81,10 @@ def run_projector(container: Container, *, stop: threading.Event, report: Callab
     last: list[ProjectionStatus] = []
     try:
         while not stop.wait(every):
-            close_dead_gateways_here(container)
+            try:
+                close_dead_gateways_here(container)
+            except Exception:  # noqa: BLE001 - housekeeping must not stop the projections
+                logger.exception("could not check for dead gateways; trying again in %ss", every)
             status = projector.status()
             if status != last:
                 report(progress_line(status))

@@ -160,9 +160,15 @@ class ProjectionRunner:
     def catch_up(self) -> int:
         """Apply everything up to the head as of now; returns the number of events read."""
         total = 0
-        while (read := self.step()) == self.page_size:
+        while True:
+            try:
+                read = self.step()
+            except sql.TrackingConflict as conflict:
+                logger.info("%s; continuing from the committed rows", conflict)
+                continue  # another runner or a rebuild committed first: the step reloaded from its rows
             total += read
-        return total + read
+            if read < self.page_size:
+                return total
 
     # -- status ---------------------------------------------------------------
 
@@ -200,6 +206,9 @@ class ProjectionRunner:
                 self._wake.clear()  # before reading, so an append during the step is never missed
                 try:
                     full = self.step() == self.page_size
+                except sql.TrackingConflict as conflict:
+                    logger.info("%s; continuing from the committed rows", conflict)
+                    continue
                 except Exception:
                     logger.exception("projection step failed; retrying in %ss", self.poll_interval)
                     self._stopping.wait(self.poll_interval)

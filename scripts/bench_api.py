@@ -203,7 +203,7 @@ def main() -> None:
         with process("-m", "adapters.cli", "--database", url, "serve", "--port", "0") as base:
             for path in ENDPOINTS:
                 rows.append((path, *asyncio.run(measure(base, path, args.rate, args.seconds))))
-    _, base_p50, base_p99, base_rps = rows[0]
+    _, _, base_p99, base_rps = rows[0]
     print(f"\nREST reads, one uvicorn worker, {args.rate:,.0f} requests/s for {args.seconds:g} s each "
           f"(latency from when each request was due); throughput with {IN_FLIGHT} in flight")
     print(f"{'endpoint':<28} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'p99/base':>9} {'req/s/base':>10}")

@@ -64,23 +64,28 @@ def timed_rate(run: object) -> float:
     return float(events / (time.perf_counter() - started))
 
 
+def measure(path: Path, events: int, runs: int) -> tuple[float, float]:
+    """Median events/s of the baseline and of the rebuild, alternating runs."""
+    baseline, rebuild = [], []
+    with Container(load_settings(overrides={"database.url": f"sqlite:///{path}"}, environ={})) as container:
+        build(container, events)
+        for run in range(runs):
+            baseline.append(timed_rate(lambda: read_and_decode(container.store)))
+            rebuild.append(timed_rate(lambda: projecting.rebuild(container).events))
+            print(f"run {run + 1}: baseline {baseline[-1]:,.0f} events/s, rebuild {rebuild[-1]:,.0f} events/s",
+                  flush=True)
+    return statistics.median(baseline), statistics.median(rebuild)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--path", type=Path, help="SQLite file to build or reuse (default: a temporary one)")
     args = parser.parse_args()
-    path = args.path or Path(tempfile.mkdtemp(prefix="bench_rebuild_")) / "ledger.sqlite"
-    projecting.bulk_gc()
-    with Container(load_settings(overrides={"database.url": f"sqlite:///{path}"}, environ={})) as container:
-        build(container, args.events)
-        baseline, rebuild = [], []
-        for run in range(args.runs):
-            baseline.append(timed_rate(lambda: read_and_decode(container.store)))
-            rebuild.append(timed_rate(lambda: projecting.rebuild(container).events))
-            print(f"run {run + 1}: baseline {baseline[-1]:,.0f} events/s, rebuild {rebuild[-1]:,.0f} events/s",
-                  flush=True)
-    base, full = statistics.median(baseline), statistics.median(rebuild)
+    projecting.bulk_gc()  # as the CLI's rebuild does; the baseline runs with it too
+    with tempfile.TemporaryDirectory(prefix="bench_rebuild_") as scratch:
+        base, full = measure(args.path or Path(scratch) / "ledger.sqlite", args.events, args.runs)
     print(f"baseline (read + decode through the recorder): {base:,.0f} events/s (median of {args.runs})")
     print(f"rebuild of every read model: {full:,.0f} events/s (median of {args.runs})")
     print(f"rebuild/baseline ratio: {full / base:.2f}")

@@ -10,10 +10,10 @@ from typing import Any
 
 from adapters.agent import Agent
 from adapters.api.server import background_server
+from adapters.audit import read_log
 from adapters.container import Container
 from adapters.marketdata import synthetic_candles
 from adapters.reproduce import decoded
-from adapters.audit import read_log
 from projections.runner import ProjectionRunner
 from settings import Settings, load_settings
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.pool import QueuePool
 
 from adapters.container import Container
 from domain.account import Account
@@ -37,7 +38,7 @@ def api(store_url: str) -> Iterator[Api]:
             yield Api(container, http, projected)
 
 
-def get(api: Api, path: str, **params: object) -> object:
+def get(api: Api, path: str, **params: Any) -> Any:
     response = api.http.get(path, params=params)
     assert response.status_code == 200, response.text
     return response.json()
@@ -63,6 +64,19 @@ def test_read_models_agree_with_the_ledger(api: Api) -> None:
     trades = get(api, "/api/trades")
     assert trades and all(t["entry_time"] < t["exit_time"] for t in trades)
     assert portfolio["trades_closed"] == len(trades)
+
+
+def test_answers_follow_the_read_models_as_they_move(api: Api) -> None:
+    """Answers are cached per read-model position: a projection step must show on the next request."""
+    before = get(api, "/api/portfolio")
+    assert get(api, "/api/portfolio") == before
+    trade(api.container, 100, skip=300)
+    assert get(api, "/api/portfolio") == before, "the read model has not moved yet"
+    project(api.container)
+    after = get(api, "/api/portfolio")
+    account: Account = api.container.store.repository.get(account_id("paper"))
+    assert after["position"] > before["position"] and Decimal(after["cash"]) == account.cash
+    assert len(get(api, "/api/equity", limit=10_000)) == len(events(api.container, Market.CandleClosed))
 
 
 def test_money_is_exact_decimal_strings_and_days_sum_to_the_return(api: Api) -> None:
@@ -207,4 +221,5 @@ def test_every_request_returns_its_database_connection(sqlite_url: str) -> None:
                 conn.execute(sa.text("DROP TABLE portfolio_fills"))  # from now on the query itself fails
             failing = [http.get("/api/fills").status_code for _ in range(200)]
             assert statuses == {200, 400, 401, 404} and set(failing) == {500}
-            assert container.engine.pool.checkedout() == 0
+            pool = container.engine.pool
+            assert isinstance(pool, QueuePool) and pool.checkedout() == 0

@@ -54,7 +54,8 @@ async def receive_until(ws: ClientConnection, last: int) -> list[Message]:
 def expected(container: Container, after: int) -> list[tuple[int, str]]:
     """What the log says the stream must carry after `after`: (position, type) in order."""
     renderer = Renderer(lambda _market: ("ETH/BTC", "5m"))
-    return [(m.position, m.__struct_config__.tag) for m in renderer.render(container.feed.read(after, 1_000_000))]
+    messages = renderer.render(container.feed.read(after, 1_000_000))
+    return [(m.position, str(m.__struct_config__.tag)) for m in messages]
 
 
 def sent(messages: list[Message]) -> list[tuple[int, str]]:
@@ -83,7 +84,7 @@ def test_envelope_ping_subscribe_and_bad_frames_keep_the_connection(sqlite_url: 
                 await ws.send('{"type":"ping"}')
                 pong = await receive_type(ws, "pong")
                 assert set(pong) == {"type", "position", "at", "data"} and pong["data"] == {}
-                bad_frames = {
+                bad_frames: dict[str | bytes, str] = {
                     "not json": "not JSON",
                     '{"type":"dance"}': "$.type",
                     '{"type":"subscribe","topics":"fills"}': "$.topics",
@@ -179,7 +180,7 @@ def test_hundreds_of_clients_get_every_update_in_order_and_sessions_return_to_ze
                         return await receive_until(ws, await done)
 
                 async def scenario() -> list[list[Message]]:
-                    everyone_in, joined = asyncio.Event(), []
+                    everyone_in, joined = asyncio.Event(), list[int]()
                     done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
                     tasks = [asyncio.create_task(client(i, everyone_in, joined, done)) for i in range(clients)]
                     await everyone_in.wait()

@@ -12,7 +12,6 @@ import asyncio
 import os
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

@@ -69,6 +69,20 @@ def test_a_runner_restarted_after_every_page_equals_one_fresh_fold(ledger: tuple
     assert_equal_to_a_fresh_fold(engine, feed)
 
 
+def test_two_runners_never_apply_the_same_events_twice(ledger: tuple[LedgerStore, sa.Engine]) -> None:
+    store, engine = ledger
+    feed = StoreFeed(store, engine)
+    first, second = (ProjectionRunner(feed, engine, page_size=50) for _ in range(2))
+    first.step()
+    second.step()
+    second.step()
+    with pytest.raises(sql.TrackingConflict):
+        first.step()  # its folds are behind what is committed: refused, rolled back, reloaded
+    first.catch_up()
+    second.catch_up()
+    assert_equal_to_a_fresh_fold(engine, feed)
+
+
 def test_rebuild_equals_the_read_models_kept_live(ledger: tuple[LedgerStore, sa.Engine], store_url: str) -> None:
     store, engine = ledger
     feed = StoreFeed(store, engine)

@@ -19,6 +19,7 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from adapters.api import errors
 from adapters.api.deps import Clock
@@ -28,9 +29,9 @@ from adapters.api.queries import ReadModels
 from adapters.api.routes import control, dashboard, operations, portfolio, signals
 from adapters.api.sessions import SessionLog
 from adapters.api.websocket import LiveStream, live_updates
+from adapters.eventfeed import StoreFeed
 from adapters.eventstore import LedgerStore
 from domain.market import Market
-from projections.runner import EventFeed
 from settings import Settings
 
 VERSION = "0.1.0"
@@ -54,7 +55,7 @@ def market_names(store: LedgerStore) -> MarketNames:
     return lookup
 
 
-def create_app(*, store: LedgerStore, engine: sa.Engine, feed: EventFeed, settings: Settings,
+def create_app(*, store: LedgerStore, engine: sa.Engine, feed: StoreFeed, settings: Settings,
                clock: Clock = utcnow) -> Litestar:
     renderer = Renderer(market_names(store))
     reader = LogReader(feed, renderer.encode)
@@ -93,7 +94,9 @@ def create_app(*, store: LedgerStore, engine: sa.Engine, feed: EventFeed, settin
         lifespan=[lifespan],
         state=State({"api_token": settings.api.token}),
         exception_handlers=errors.HANDLERS,
+        # JSON only: the default schema viewer pages load their scripts from a CDN.
         openapi_config=OpenAPIConfig(title="tradeledger", version=VERSION, path="/schema",
+                                     render_plugins=[JsonRenderPlugin()],
                                      description="Read models, control and the update stream of the "
                                                  "tradeledger event log. See docs/api.md."),
     )

@@ -16,6 +16,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
 
 from adapters.api.schemas import ErrorBody
 
@@ -66,7 +67,7 @@ def internal_error(request: Request[Any, Any, Any], error: Exception) -> Respons
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal error (logged on the server)")
 
 
-HANDLERS: dict[type[Exception], Any] = {
+HANDLERS: ExceptionHandlersMap = {
     ValidationException: validation_error,
     HTTPException: http_error,
     Exception: internal_error,

@@ -41,6 +41,10 @@ class Disconnect(NamedTuple):
 Command = Connect | Disconnect
 
 
+class SessionLogClosed(Exception):
+    """The gateway has stopped (or is stopping): its Stopped closes what is still open."""
+
+
 class SessionLog:
     def __init__(self, store: LedgerStore, *, kind: str, clock: Clock) -> None:
         self.store = store
@@ -49,6 +53,7 @@ class SessionLog:
         self.gateway: Gateway | None = None
         self.pending: asyncio.Queue[tuple[Command, asyncio.Future[None]]] = asyncio.Queue()
         self.writer: asyncio.Task[None] | None = None
+        self.closed = False
 
     @property
     def gateway_id(self) -> str:
@@ -70,12 +75,15 @@ class SessionLog:
         await self.submit(Disconnect(session_id, reason))
 
     async def submit(self, command: Command) -> None:
+        if self.closed:
+            raise SessionLogClosed(f"gateway {self.gateway_id} is stopping")
         done = asyncio.get_running_loop().create_future()
         await self.pending.put((command, done))
         await done
 
     async def stop(self, reason: str) -> None:
         """Record Stopped; sessions still open are closed by the aggregate in the same append."""
+        self.closed = True  # what is queued is still written; later commands are refused, not left waiting
         if self.writer is not None:
             await self.pending.join()
             self.writer.cancel()
@@ -107,9 +115,15 @@ class SessionLog:
             await asyncio.to_thread(self.store.save, self.gateway)
         except Exception as error:
             log.exception("recording %d client session change(s) failed", len(batch))
-            self.gateway = await asyncio.to_thread(self.store.repository.get, self.gateway.id)
+            self.gateway = await asyncio.to_thread(self.reload)
             return error
         return None
+
+    def reload(self) -> Gateway:
+        """The stream as stored: what a failed append had applied in memory is gone."""
+        assert self.gateway is not None
+        stored: Gateway = self.store.repository.get(self.gateway.id)
+        return stored
 
     def apply(self, command: Command, at: datetime) -> None:
         assert self.gateway is not None

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import WebSocket, websocket
@@ -35,7 +35,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from adapters.api.follower import LAGGED, FollowerStopped, LogFollower, LogReader, Subscription, Update
 from adapters.api.schemas import ALL_TOPICS, MAX_POSITION, Topic
-from adapters.api.sessions import SessionLog
+from adapters.api.sessions import SessionLog, SessionLogClosed
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +61,28 @@ _FIELD = re.compile(r"at `\$\.?([^`]*)`")
 
 
 class Notice(msgspec.Struct):
-    """A server message that is not from the log (pong, heartbeat, subscribed, error)."""
+    """A server message that is not from the log."""
 
-    type: str
+    type: Literal["pong", "heartbeat", "subscribed", "error"]
     position: int
     at: datetime
     data: dict[str, Any]
 
 
-class BadFrame(Exception):
+def notice_text(kind: Literal["pong", "heartbeat", "subscribed", "error"], position: int, at: datetime,
+                data: dict[str, Any]) -> str:
+    return _encoder.encode(Notice(kind, position, at, data)).decode()
+
+
+class BadInput(Exception):
+    """A refused frame or `after` parameter; the message names the problem, `field` the field."""
+
     def __init__(self, message: str, field: str | None = None) -> None:
         self.field = field
         super().__init__(message)
+
+    def data(self) -> dict[str, Any]:
+        return {"message": str(self), "field": self.field}
 
 
 @dataclass(frozen=True)
@@ -148,8 +158,8 @@ class Connection:
             await asyncio.sleep(self.stream.heartbeat_interval)
             await self.notice("heartbeat", {})
 
-    async def notice(self, kind: str, data: dict[str, Any]) -> None:
-        await self.send(_encoder.encode(Notice(kind, self.cursor, self.stream.clock(), data)).decode())
+    async def notice(self, kind: Literal["pong", "heartbeat", "subscribed", "error"], data: dict[str, Any]) -> None:
+        await self.send(notice_text(kind, self.cursor, self.stream.clock(), data))
 
     async def send(self, text: str) -> None:
         try:
@@ -167,8 +177,8 @@ class Connection:
                 return disconnect_reason(message.get("code", NO_STATUS))
             try:
                 await self.handle(frame_of(message))
-            except BadFrame as error:
-                await self.notice("error", {"message": str(error), "field": error.field})
+            except BadInput as error:
+                await self.notice("error", error.data())
 
     async def handle(self, frame: Ping | Subscribe) -> None:
         if isinstance(frame, Ping):
@@ -189,24 +199,24 @@ def disconnect_reason(code: int) -> str:
 def frame_of(message: Any) -> Ping | Subscribe:
     text = message.get("text")
     if text is None:
-        raise BadFrame("binary frames are not accepted: send JSON text")
+        raise BadInput("binary frames are not accepted: send JSON text")
     size = len(text.encode())
     if size > MAX_FRAME_BYTES:
-        raise BadFrame(f"frame too large: {size} bytes, the limit is {MAX_FRAME_BYTES}")
+        raise BadInput(f"frame too large: {size} bytes, the limit is {MAX_FRAME_BYTES}")
     try:
         return _decode_frame(text)
     except msgspec.ValidationError as error:
         match = _FIELD.search(str(error))
-        raise BadFrame(f"invalid message: {error}", match.group(1) if match else None) from None
+        raise BadInput(f"invalid message: {error}", match.group(1) if match else None) from None
     except msgspec.DecodeError as error:
-        raise BadFrame(f"not JSON: {error}") from None
+        raise BadInput(f"not JSON: {error}") from None
 
 
 def parse_after(raw: str | None) -> int | None:
     if raw is None:
         return None
     if not raw.isdigit() or int(raw) > MAX_POSITION:
-        raise BadFrame(f"after: expected a log position (an integer from 0 to {MAX_POSITION}), got {raw!r}",
+        raise BadInput(f"after: expected a log position (an integer from 0 to {MAX_POSITION}), got {raw!r}",
                        "after")
     return int(raw)
 
@@ -214,13 +224,6 @@ def parse_after(raw: str | None) -> int | None:
 @websocket("/ws")
 async def live_updates(socket: WebSocket, stream: NamedDependency[LiveStream]) -> None:
     await socket.accept()
-    try:
-        after = parse_after(socket.query_params.get("after"))
-    except BadFrame as error:
-        await socket.send_text(_encoder.encode(Notice("error", 0, stream.clock(),
-                                                      {"message": str(error), "field": error.field})).decode())
-        await socket.close(CLOSE_POLICY, "invalid after")
-        return
     client = socket.client
     peer = f"{client.host}:{client.port}" if client else "unknown"
     try:
@@ -231,18 +234,31 @@ async def live_updates(socket: WebSocket, stream: NamedDependency[LiveStream]) -
         return
     reason = "handler failed"
     try:
-        with stream.follower.subscribe() as subscription:
-            connection = Connection(socket, stream, stream.follower.position if after is None else after)
-            if after is not None:
-                subscription.request_catch_up()
-            reason = await connection.run(subscription)
+        reason = await serve(socket, stream)
     finally:
         await record_disconnect(stream.sessions, session, reason)
 
 
+async def serve(socket: WebSocket, stream: LiveStream) -> str:
+    """One recorded session; returns why it ended."""
+    try:
+        after = parse_after(socket.query_params.get("after"))
+    except BadInput as error:
+        await socket.send_text(notice_text("error", 0, stream.clock(), error.data()))
+        await socket.close(CLOSE_POLICY, "invalid after")
+        return f"refused: {error}"
+    with stream.follower.subscribe() as subscription:
+        connection = Connection(socket, stream, stream.follower.position if after is None else after)
+        if after is not None:
+            subscription.request_catch_up()
+        return await connection.run(subscription)
+
+
 async def record_disconnect(sessions: SessionLog, session: str, reason: str) -> None:
+    # Not lost if this fails: the Gateway's Stopped closes every session still open.
     try:
         await sessions.disconnect(session, reason)
+    except SessionLogClosed:
+        log.info("session %s ended after the gateway stopped (%s)", session, reason)
     except Exception:
-        # Not lost for good: the Gateway's Stopped closes every session still open.
         log.exception("could not record the disconnect of session %s", session)

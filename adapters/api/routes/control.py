@@ -20,13 +20,12 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_503_SERVICE_UNAVAILABLE
 
 from adapters import control
-from adapters.api.errors import documented
 from adapters.api.deps import ClockDep, SettingsDep, StoreDep
+from adapters.api.errors import documented
 from adapters.api.schemas import ControlRequest, ControlResult
 from adapters.eventstore import LedgerStore
 from domain.errors import AlreadyHalted, NotHalted
 from settings import Settings
-
 
 BY = "api"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from litestar import Response, get
 from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
 
 STATIC = Path(__file__).resolve().parents[2] / "static"
 
@@ -17,4 +18,4 @@ async def index() -> Response[bytes]:
 
 
 assets = create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False)
-ROUTES = [index, assets]
+ROUTES: list[ControllerRouterHandler] = [index, assets]

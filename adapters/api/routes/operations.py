@@ -11,8 +11,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters import eventlog
-from adapters.api.errors import documented
 from adapters.api.deps import ClockDep, FeedDep, ReadModelsDep, RendererDep, SettingsDep, StoreDep
+from adapters.api.errors import documented
 from adapters.api.messages import TOPICS_OF
 from adapters.api.routes.params import After, Limit, bad_request
 from adapters.api.schemas import ALL_TOPICS, ActivityView, ConnectionsView, Readiness, Topic, UpdatesPage

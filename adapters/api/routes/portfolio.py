@@ -9,8 +9,8 @@ from litestar import get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery, QueryParameter
 
-from adapters.api.errors import documented
 from adapters.api.deps import ReadModelsDep
+from adapters.api.errors import documented
 from adapters.api.routes.params import Limit, ordered, utc
 from adapters.api.schemas import (
     DailyPnlView,
@@ -21,7 +21,6 @@ from adapters.api.schemas import (
     PositionView,
     TradeView,
 )
-
 
 EQUITY_LIMIT = 10_000
 

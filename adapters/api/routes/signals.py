@@ -12,8 +12,8 @@ from litestar import get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
-from adapters.api.errors import documented
 from adapters.api.deps import ReadModelsDep
+from adapters.api.errors import documented
 from adapters.api.schemas import SignalView
 
 
