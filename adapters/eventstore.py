@@ -126,7 +126,11 @@ class ChainHeads:
         if cached is not None and cached[0] == version - 1:
             return cached[1]
         last = self.recorder.select_events(originator_id, lte=version - 1, desc=True, limit=1)
-        return split_state(last[0].state)[0] if last else GENESIS
+        if not last or last[0].originator_version != version - 1:
+            # The recorder itself would store a gap or versions out of order within one append.
+            found = last[0].originator_version if last else None
+            raise ValueError(f"stream {originator_id}: version {version} does not follow the stored version {found}")
+        return split_state(last[0].state)[0]
 
     def observe(self, originator_id: UUID, version: int, digest: bytes) -> None:
         cached = self.heads.get(originator_id)
@@ -151,12 +155,12 @@ class ChainedEventStore(EventStore[UUID]):
         self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any
     ) -> tuple[list[StoredEvent], Sequence[int]]:
         """Encode, chain and insert in one transaction; returns the rows and their log positions."""
-        chained = [self.chain(self.mapper.to_stored_event(e)) for e in domain_events]
         try:
+            chained = [self.chain(self.mapper.to_stored_event(e)) for e in domain_events]
             ids = self.recorder.insert_events(chained, **kwargs)
         except Exception:
             # The append did not happen: the heads we advanced are not in the store.
-            self.heads.forget({s.originator_id for s in chained})
+            self.heads.forget({e.originator_id for e in domain_events})
             raise
         return chained, ids or ()
 

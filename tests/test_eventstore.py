@@ -124,3 +124,15 @@ def test_the_event_log_pages_and_filters(store: LedgerStore) -> None:
         page(store, types=["Nope"])
     with pytest.raises(ValueError, match="limit: expected 1..10000"):
         page(store, limit=0)
+
+
+def test_an_append_with_versions_out_of_order_is_refused(store: LedgerStore) -> None:
+    account = Account.open("paper", "BTC", Decimal(1), at=START)
+    account.halt_trading(rule="manual", reason="r", metrics={}, by="api", at=START)
+    account.resume_trading(by="api", reason="r", at=START)
+    opened, halted, resumed = account.collect_events()
+    with pytest.raises(ValueError, match="version 3 does not follow the stored version None"):
+        store.append([opened, resumed, halted])
+    assert store.head_position() == 0, "nothing of the refused append is stored"
+    store.append([opened, halted, resumed])
+    assert store.repository.get(account.id).version == 3
