@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -154,9 +155,12 @@ class Connection:
         self.cursor = max(self.cursor, update.last)
 
     async def beat(self) -> None:
+        # A random phase: connections opened together (a server restart, a load test) must not
+        # all beat in the same instant, which delays the updates behind that burst.
+        await asyncio.sleep(random.uniform(0, self.stream.heartbeat_interval))
         while True:
-            await asyncio.sleep(self.stream.heartbeat_interval)
             await self.notice("heartbeat", {})
+            await asyncio.sleep(self.stream.heartbeat_interval)
 
     async def notice(self, kind: Literal["pong", "heartbeat", "subscribed", "error"], data: dict[str, Any]) -> None:
         await self.send(notice_text(kind, self.cursor, self.stream.clock(), data))
