@@ -17,7 +17,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters import audit, eventlog, projecting
 from adapters import backtest
 from adapters.agent import Agent, AgentError, build_trader, recorded_settings, run_live
-from adapters.api.server import serve_foreground
 from adapters.marketdata import MarketDataError, load_candles
 from adapters.progress import Progress, stop_on_signals
 from adapters.reproduce import reproduce
@@ -211,6 +210,8 @@ def run_command(args: argparse.Namespace, container: Container) -> int:
 
 
 def _serve(container: Container, *, on_exit: Callable[[], None]) -> int:
+    from adapters.api.server import serve_foreground  # Litestar and uvicorn are slow to import (0.2 s)
+
     api = container.settings.api
     try:
         serve_foreground(container.api_app(), host=api.host, port=api.port,

@@ -24,9 +24,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
-from litestar import Litestar
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 WS_MAX_SIZE = 1024 * 1024
 PING_TIMEOUT_INTERVALS = 3

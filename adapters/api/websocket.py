@@ -46,6 +46,7 @@ NO_STATUS = 1005
 ABNORMAL = 1006
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
+SERVICE_RESTART = 1012
 
 
 class Ping(msgspec.Struct, tag="ping", tag_field="type", forbid_unknown_fields=True):
@@ -194,9 +195,12 @@ class Connection:
 
 def disconnect_reason(code: int) -> str:
     # uvicorn reports a connection that ended without a close frame as 1005 (after the
-    # handshake) or 1006; a dead peer closed for not answering pings ends the same way.
+    # handshake) or 1006 (a dead peer closed for not answering pings ends the same way),
+    # and closes every connection with 1012 when the server shuts down.
     if code in (NO_STATUS, ABNORMAL):
         return f"connection lost without a close frame (code {code})"
+    if code == SERVICE_RESTART:
+        return f"server shutting down (code {code})"
     return f"client closed (code {code})"
 
 
