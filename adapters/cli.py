@@ -59,6 +59,12 @@ def emit(args: argparse.Namespace, value: Any, text: str) -> None:
         sys.stdout.write(text.rstrip("\n") + "\n")
 
 
+PREDICTOR = option("--predictor", metavar="NAME", help="ensemble, sma_cross, logistic or hoeffding_tree")
+LIVE_DATA = option("--data", metavar="PATH", help="replay this candle file as if live instead of the synthetic market")
+HOST = option("--host", metavar="HOST", help="listen address (overrides api.host, default 127.0.0.1)")
+PORT = option("--port", type=int, metavar="PORT", help="listen port (overrides api.port; 0 picks a free one)")
+
+
 @command("db upgrade", "alembic upgrade head (also done on every start)")
 def db_upgrade(args: argparse.Namespace, container: Container) -> int:
     emit(args, {"upgraded": True, "database": _redacted_url(container)}, f"database is at head: {_redacted_url(container)}")
@@ -137,7 +143,7 @@ def reproduce_command(args: argparse.Namespace, container: Container) -> int:
     option("--data", required=True, metavar="PATH", help="CSV, Parquet or JSON candles"),
     option("--symbol", metavar="S", help="symbol (default: from the file name, e.g. ETH_BTC-5m.csv -> ETH/BTC)"),
     option("--timeframe", metavar="TF", help="timeframe (default: from the file name or the spacing)"),
-    option("--predictor", metavar="NAME", help="ensemble, sma_cross, logistic or hoeffding_tree"),
+    PREDICTOR,
     option("--batch", type=int, default=2000, metavar="N", help="ticks per transaction (default 2000)"),
 )
 def backtest_command(args: argparse.Namespace, container: Container) -> int:
@@ -154,8 +160,8 @@ def backtest_command(args: argparse.Namespace, container: Container) -> int:
 
 
 @command("agent", "run the agent alone on the paced feed until SIGINT/SIGTERM (scale-out process)",
-         option("--data", metavar="PATH", help="replay this candle file as if live instead of the synthetic market"),
-         option("--predictor", metavar="NAME", help="ensemble, sma_cross, logistic or hoeffding_tree"),
+         LIVE_DATA,
+         PREDICTOR,
          json=False)
 def agent_command(args: argparse.Namespace, container: Container) -> int:
     stop = stop_on_signals()
@@ -169,8 +175,8 @@ def agent_command(args: argparse.Namespace, container: Container) -> int:
 
 
 @command("serve", "the API and dashboard alone against any store, following the log itself (scale-out)",
-         option("--host", metavar="HOST", help="listen address (overrides api.host, default 127.0.0.1)"),
-         option("--port", type=int, metavar="PORT", help="listen port (overrides api.port; 0 picks a free one)"),
+         HOST,
+         PORT,
          json=False)
 def serve_command(args: argparse.Namespace, container: Container) -> int:
     stop_on_signals()
@@ -178,10 +184,10 @@ def serve_command(args: argparse.Namespace, container: Container) -> int:
 
 
 @command("run", "embedded: projections, the paced agent and the API/dashboard in one process until SIGINT/SIGTERM",
-         option("--data", metavar="PATH", help="replay this candle file as if live instead of the synthetic market"),
-         option("--predictor", metavar="NAME", help="ensemble, sma_cross, logistic or hoeffding_tree"),
-         option("--host", metavar="HOST", help="listen address (overrides api.host, default 127.0.0.1)"),
-         option("--port", type=int, metavar="PORT", help="listen port (overrides api.port; 0 picks a free one)"),
+         LIVE_DATA,
+         PREDICTOR,
+         HOST,
+         PORT,
          json=False)
 def run_command(args: argparse.Namespace, container: Container) -> int:
     stop = stop_on_signals()
