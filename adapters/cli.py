@@ -165,11 +165,7 @@ def backtest_command(args: argparse.Namespace, container: Container) -> int:
          json=False)
 def agent_command(args: argparse.Namespace, container: Container) -> int:
     stop = stop_on_signals()
-    try:
-        agent = Agent(container.store, container.settings)
-    except AgentError as error:
-        print(f"tradeledger agent: {error}", file=sys.stderr)
-        return 2
+    agent = Agent(container.store, container.settings)
     run_live(agent, container.settings, stop, data=args.data, components=("agent",))
     return 0
 
@@ -191,11 +187,7 @@ def serve_command(args: argparse.Namespace, container: Container) -> int:
          json=False)
 def run_command(args: argparse.Namespace, container: Container) -> int:
     stop = stop_on_signals()
-    try:
-        agent = Agent(container.store, container.settings)
-    except AgentError as error:
-        print(f"tradeledger run: {error}", file=sys.stderr)
-        return 2
+    agent = Agent(container.store, container.settings)
     workers = [
         threading.Thread(target=projecting.run_projector, name="projections", kwargs={
             "container": container, "stop": stop, "every": RUN_HOUSEKEEPING_SECONDS, "report": lambda _line: None}),
@@ -365,7 +357,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     with container:
-        return COMMANDS[args.command_name].handler(args, container)
+        try:
+            return COMMANDS[args.command_name].handler(args, container)
+        except AgentError as error:
+            # The store's history cannot be continued by this agent: say why, start nothing.
+            print(f"tradeledger {args.command_name}: {error}", file=sys.stderr)
+            return 2
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:

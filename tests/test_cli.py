@@ -60,3 +60,12 @@ def test_events_pages_the_audit_log(sqlite_url: str, capsys: pytest.CaptureFixtu
     assert filled["type"] == "OrderFilled" and filled["data"]["price"] == "0.05"
     assert main(["--database", sqlite_url, "events", "--type", "Nope"]) == 2
     assert "unknown event type Nope" in capsys.readouterr().err
+
+
+def test_an_agent_that_cannot_continue_the_history_says_why_and_exits(tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    data = ROOT.parent / "shared" / "data" / "candles" / "XRP_ETH-5m.json"
+    assert main(["--database", url, "backtest", "--data", str(data), "--predictor", "sma_cross"]) == 0
+    capsys.readouterr()
+    assert main(["--database", url, "agent", "--predictor", "ensemble"]) == 2
+    assert "predictor.name recorded 'sma_cross', now 'ensemble'" in capsys.readouterr().err
