@@ -22,9 +22,11 @@ import msgspec
 from eventsourcing.persistence import IntegrityError
 
 from adapters.broker import PaperBroker
+from adapters.calendars import sessions_for
 from adapters.eventlog import to_record
 from adapters.eventstore import LedgerStore
 from adapters.feeds import live_feed
+from adapters.markets import quote_currency, quote_of
 from adapters.models import build_predictor
 from adapters.reproduce import replay_log
 from domain.account import Account
@@ -45,8 +47,10 @@ DECISION_KEYS = (
     "predictor.name", "predictor.seed", "predictor.fast", "predictor.slow",
     "trading.fee_rate", "trading.slippage_bps", "trading.position_size",
     "risk.max_daily_loss_percent", "risk.max_drawdown_percent", "risk.max_consecutive_losses",
-    "risk.cooldown_candles",
+    "risk.cooldown_candles", "risk.exit_on_drawdown", "market.calendar",
 )
+# Decision settings added after stores were recorded: a recorded config without one was decided with this value.
+ADDED_DECISION_DEFAULTS = {"risk.exit_on_drawdown": "True", "market.calendar": "24/7"}
 
 
 class AgentError(RuntimeError):
@@ -63,7 +67,7 @@ def recorded_decision_config(store: LedgerStore) -> dict[str, str] | None:
     """The decision settings of the first agent run in this store, if any ran."""
     topic = f"{AgentRun.Started.__module__}:{AgentRun.Started.__qualname__}"
     first = store.recorder.select_notifications(start=0, limit=1, topics=[topic], inclusive_of_start=False)
-    return to_record(first[0]).data["decision_config"] if first else None
+    return {**ADDED_DECISION_DEFAULTS, **to_record(first[0]).data["decision_config"]} if first else None
 
 
 def with_decision_config(settings: Settings, config: dict[str, str]) -> Settings:
@@ -84,18 +88,28 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def refuse_other_quote(symbol: str, account: Account) -> None:
+    """One account holds one cash currency: a market quoted in another cannot be booked in it."""
+    quote = quote_of(symbol)
+    if quote not in (None, account.quote_currency):
+        raise AgentError(f"{symbol} is quoted in {quote}, but this store's account {account.name!r} "
+                         f"holds {account.quote_currency}: use a new database")
+
+
 def build_trader(settings: Settings) -> Trader:
     p, t, r = settings.predictor, settings.trading, settings.risk
+    sessions = sessions_for(settings.market.calendar)
 
     def market_model() -> MarketModel:
         predictor = build_predictor(p.name, seed=p.seed, fast=p.fast, slow=p.slow)
-        return MarketModel(FeatureEngine(fast=p.fast, slow=p.slow), predictor)
+        return MarketModel(FeatureEngine(fast=p.fast, slow=p.slow, sessions=sessions), predictor)
 
     return Trader(
         model_factory=market_model,
         limits=RiskLimits(max_daily_loss_percent=r.max_daily_loss_percent,
                           max_drawdown_percent=r.max_drawdown_percent,
-                          max_consecutive_losses=r.max_consecutive_losses, cooldown_candles=r.cooldown_candles),
+                          max_consecutive_losses=r.max_consecutive_losses, cooldown_candles=r.cooldown_candles,
+                          exit_on_drawdown=r.exit_on_drawdown),
         sizing=Sizing(position_size=t.position_size, fee_rate=t.fee_rate, slippage_bps=t.slippage_bps),
         broker=PaperBroker(fee_rate=t.fee_rate, slippage_bps=t.slippage_bps),
     )
@@ -113,7 +127,11 @@ class Agent:
                              f"continue it (run `tradeledger reproduce`): {replay.divergence}")
         self.trader = replay.trader
         self.markets = {(m.symbol, m.timeframe): m for m in replay.markets.values()}
-        self.account = replay.account or self.open_account()
+        # Opened by the first candle (`process`), at its business time: the ledger's timeline starts there.
+        self.account: Account | None = replay.account
+        if replay.account is not None:
+            for symbol in settings.trading.symbols:  # refused before anything is recorded
+                refuse_other_quote(symbol, replay.account)
         self.run: AgentRun | None = None
         self.candles_processed = 0
         self.last_beat = 0.0
@@ -130,10 +148,12 @@ class Agent:
             raise AgentError("this store's history was decided with other settings, so it cannot be continued "
                              f"with these ({listing}); use a new database or the recorded settings")
 
-    def open_account(self) -> Account:
+    def open_account(self, at: datetime) -> Account:
+        """The account, opened at `at` (its first candle's open time) in the append of that candle's tick."""
         t = self.settings.trading
-        account = Account.open(t.account, t.quote_currency, t.initial_balance, at=self.clock())
-        self.store.save(account)
+        currency = quote_currency(t.quote_currency, t.symbols)
+        account = Account.open(t.account, currency, t.initial_balance, at=at)
+        self.batch.extend(account.collect_events())
         return account
 
     # -- run lifecycle --------------------------------------------------------
@@ -177,6 +197,10 @@ class Agent:
             raise AgentError("start() the agent run first: it records the settings these decisions depend on")
         if self.is_recorded(candle):
             return False
+        if self.account is None:
+            self.account = self.open_account(candle.open_time)
+        if (candle.symbol, candle.timeframe) not in self.markets:
+            refuse_other_quote(candle.symbol, self.account)
         signal = self.trader.observe(candle)
         self.unsaved.append((candle, signal))
         self.trade(candle, signal)
@@ -187,6 +211,7 @@ class Agent:
         # Collected tick by tick so the log holds each tick's events together, in the
         # order a replay produces them, however many ticks one append carries.
         market = self.market(candle)
+        assert self.account is not None, "process() opens the account at the first candle"
         self.trader.trade(candle, signal, market, self.account)
         self.batch.extend(market.collect_events())
         self.batch.extend(self.account.collect_events())
@@ -217,7 +242,11 @@ class Agent:
         """Someone else appended to our streams (a person halted trading): decide those ticks again."""
         self.trader.restore(self.checkpoint)
         self.batch.clear()
-        self.account = self.store.repository.get(self.account.id)
+        assert self.account is not None and self.unsaved, "only a tick's append can conflict"
+        if self.account.id in self.store.repository:
+            self.account = self.store.repository.get(self.account.id)
+        else:  # opened in the lost batch: opened again at its first candle
+            self.account = self.open_account(self.unsaved[0][0].open_time)
         for key in list(self.markets):
             if market_id(*key) in self.store.repository:
                 self.markets[key] = self.store.repository.get(market_id(*key))

@@ -15,6 +15,7 @@ import msgspec
 
 from adapters.agent import Agent
 from adapters.eventstore import LedgerStore
+from adapters.quality import QualityReport
 from domain.values import Candle
 from projections.portfolio import EQUITY, PORTFOLIO, TradeRow, portfolio_view
 from projections.replay import replay
@@ -37,6 +38,7 @@ class BacktestResult(msgspec.Struct, frozen=True, kw_only=True):
     fees: Decimal
     quote_currency: str
     closed_trades: list[TradeRow]
+    data: QualityReport | None = None  # the market data's report, every gap listed (set by the CLI)
 
 
 def run(store: LedgerStore, feed: EventFeed, settings: Settings, candles: Sequence[Candle], *, batch_size: int,

@@ -17,10 +17,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapters import audit, eventlog, projecting
 from adapters import backtest
 from adapters.agent import Agent, AgentError, build_trader, recorded_settings, run_live
+from adapters.calendars import CalendarError
 from adapters.marketdata import MarketDataError, load_candles
+from adapters.markets import MarketSettingsError, data_settings, feed_settings
 from adapters.progress import Progress, stop_on_signals
 from adapters.reproduce import reproduce
 from adapters.container import Container
+from projections.rebuild import RebuildFailed
 from settings import SettingsError, load_settings
 
 Handler = Callable[[argparse.Namespace, Container], int]
@@ -83,8 +86,9 @@ def events(args: argparse.Namespace, container: Container) -> int:
     except ValueError as error:
         print(f"tradeledger events: {error}", file=sys.stderr)
         return 2
-    lines = [f"{r.position:>8}  {r.at.isoformat()}  {r.type:<18} {r.stream}@{r.version}  "
-             f"{msgspec.json.encode(r.data).decode()}" for r in records]
+    # Business time first, then the wall clock it was recorded at.
+    lines = [f"{r.position:>8}  {r.at.isoformat()}  (recorded {r.recorded_at.isoformat()})  {r.type:<18} "
+             f"{r.stream}@{r.version}  {msgspec.json.encode(r.data).decode()}" for r in records]
     emit(args, records, "\n".join(lines) or "no events")
     return 0
 
@@ -145,17 +149,18 @@ def reproduce_command(args: argparse.Namespace, container: Container) -> int:
     option("--timeframe", metavar="TF", help="timeframe (default: from the file name or the spacing)"),
     PREDICTOR,
     option("--batch", type=int, default=2000, metavar="N", help="ticks per transaction (default 2000)"),
+    option("--verbose", action="store_true", help="list every gap and every bad row of the data report"),
 )
 def backtest_command(args: argparse.Namespace, container: Container) -> int:
-    try:
-        data = load_candles(args.data, symbol=args.symbol, timeframe=args.timeframe)
-    except MarketDataError as error:
-        print(f"tradeledger backtest: {error}", file=sys.stderr)
-        return 2
-    print(data.report.summary(), file=sys.stderr)
-    result = backtest.run(container.store, container.feed, container.settings, data.candles, batch_size=args.batch,
+    data = load_candles(args.data, symbol=args.symbol, timeframe=args.timeframe,
+                        calendar=container.settings.market.calendar)
+    settings = data_settings(container.settings, data)
+    for line in (data.inferred, data.report.summary(verbose=args.verbose)):
+        if line:
+            print(line, file=sys.stderr)
+    result = backtest.run(container.store, container.feed, settings, data.candles, batch_size=args.batch,
                           progress=Progress("backtest", len(data.candles)))
-    emit(args, result, backtest.describe(result))
+    emit(args, msgspec.structs.replace(result, data=data.report), backtest.describe(result))
     return 0
 
 
@@ -165,8 +170,9 @@ def backtest_command(args: argparse.Namespace, container: Container) -> int:
          json=False)
 def agent_command(args: argparse.Namespace, container: Container) -> int:
     stop = stop_on_signals()
-    agent = Agent(container.store, container.settings)
-    run_live(agent, container.settings, stop, data=args.data, components=("agent",))
+    settings = feed_settings(container.settings, args.data)
+    agent = Agent(container.store, settings)
+    run_live(agent, settings, stop, data=args.data, components=("agent",))
     return 0
 
 
@@ -187,11 +193,12 @@ def serve_command(args: argparse.Namespace, container: Container) -> int:
          json=False)
 def run_command(args: argparse.Namespace, container: Container) -> int:
     stop = stop_on_signals()
-    agent = Agent(container.store, container.settings)
+    settings = feed_settings(container.settings, args.data)
+    agent = Agent(container.store, settings)
     workers = [
         threading.Thread(target=projecting.run_projector, name="projections", kwargs={
             "container": container, "stop": stop, "every": RUN_HOUSEKEEPING_SECONDS, "report": lambda _line: None}),
-        threading.Thread(target=run_live, args=(agent, container.settings, stop), name="agent",
+        threading.Thread(target=run_live, args=(agent, settings, stop), name="agent",
                          kwargs={"data": args.data, "components": ("agent", "projections", "api")}),
     ]
     if container.settings.telegram.token is not None:
@@ -246,7 +253,8 @@ def telegram_command(args: argparse.Namespace, container: Container) -> int:
     return container.telegram_bot().serve(stop_on_signals())
 
 
-@command("rebuild", "drop the named read models (all when none named) and rebuild them from the log",
+@command("rebuild", "rebuild the named read models (all when none named) from the log into new tables, swapped "
+         "in only when every one succeeded",
          option("names", nargs="*", metavar="NAME", help="portfolio, signals, health, activity, connections, ..."),
          option("--page-size", type=int, default=projecting.PAGE_SIZE, metavar="N",
                 help=f"events per transaction (default {projecting.PAGE_SIZE})"))
@@ -257,27 +265,39 @@ def rebuild_command(args: argparse.Namespace, container: Container) -> int:
     except ValueError as error:
         print(f"tradeledger rebuild: {error}", file=sys.stderr)
         return 2
+    except RebuildFailed as error:
+        print(f"tradeledger rebuild: failed, the read models are unchanged: {error}", file=sys.stderr)
+        return 2
     emit(args, result, f"rebuilt {', '.join(result.projections)} from {result.events:,} events in "
                        f"{result.seconds:.2f}s ({result.events_per_second:,.0f} events/s)")
     return 0
 
 
-@command("replay", "the portfolio as it was at a log position or a business time, folded afresh from the log",
-         option("--as-of", metavar="ISO-8601", help="events with a timestamp <= this time (a naive time is UTC)"),
+@command("replay", "the portfolio as it was at a log position, a business time or a wall-clock time, folded "
+         "afresh from the log",
+         option("--as-of", metavar="ISO-8601", help="business time: up to the last account or market event about a "
+                "market time <= this (a naive time is UTC)"),
+         option("--recorded-at", metavar="ISO-8601", help="recorded time: up to the last event appended at a wall "
+                "time <= this, what the system held then (a naive time is UTC)"),
          option("--position", type=int, metavar="N", help="events at log positions <= N"),
          option("--account", metavar="NAME", help="the account (default: trading.account)"))
 def replay_command(args: argparse.Namespace, container: Container) -> int:
-    try:
-        as_of = _utc(args.as_of) if args.as_of else None
-    except ValueError as error:
-        print(f"tradeledger replay: --as-of: {error}", file=sys.stderr)
+    cuts = [(flag, value) for flag, value in (("--as-of", args.as_of), ("--recorded-at", args.recorded_at),
+                                              ("--position", args.position)) if value is not None]
+    if len(cuts) != 1:
+        print("tradeledger replay: give exactly one of --as-of, --recorded-at and --position", file=sys.stderr)
         return 2
-    if (as_of is None) == (args.position is None):
-        print("tradeledger replay: give exactly one of --as-of and --position", file=sys.stderr)
+    [(flag, value)] = cuts
+    try:
+        moment = None if flag == "--position" else _utc(value)
+    except ValueError as error:
+        print(f"tradeledger replay: {flag}: {error}", file=sys.stderr)
         return 2
     projecting.bulk_gc()
     account = args.account or container.settings.trading.account
-    view = projecting.portfolio_at(container, account, position=args.position, as_of=as_of)
+    view = projecting.portfolio_at(container, account, position=args.position,
+                                   as_of=moment if flag == "--as-of" else None,
+                                   recorded_at=moment if flag == "--recorded-at" else None)
     if view is None:
         print(f"tradeledger replay: account {account!r} has no events up to then", file=sys.stderr)
         return 1
@@ -285,7 +305,8 @@ def replay_command(args: argparse.Namespace, container: Container) -> int:
     return 0
 
 
-@command("export", "write orders, fills, trades, signals and equity as Parquet or CSV files (read models, caught up)",
+@command("export", "write orders, fills, trades, signals, equity (read models, caught up) and the event log as "
+         "Parquet or CSV files",
          option("--out", required=True, metavar="DIR", help="directory for the files"),
          option("--format", choices=("parquet", "csv"), default="parquet", help="file format (default parquet)"))
 def export_command(args: argparse.Namespace, container: Container) -> int:
@@ -293,7 +314,7 @@ def export_command(args: argparse.Namespace, container: Container) -> int:
 
     projecting.bulk_gc()
     projecting.runner(container).catch_up()
-    written = export(container.engine, Path(args.out), args.format)
+    written = export(container.engine, Path(args.out), args.format, eventlog.records(container.store))
     emit(args, {name: str(path) for name, path in written.items()},
          "\n".join(f"{name}: {path}" for name, path in written.items()))
     return 0
@@ -319,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--database", metavar="URL", default=argparse.SUPPRESS,
                         help="event store URL (sqlite:///PATH or postgresql://...); overrides database.url")
-    common.add_argument("--settings", metavar="FILE", default=argparse.SUPPRESS, help="a TOML settings file")
+    common.add_argument("--settings", metavar="FILE", default=argparse.SUPPRESS,
+                        help="a TOML or YAML settings file (.toml, .yaml, .yml)")
     parser = argparse.ArgumentParser(prog="tradeledger", parents=[common],
                                      description="An event-sourced paper-trading ledger.")
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {
@@ -359,8 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with container:
         try:
             return COMMANDS[args.command_name].handler(args, container)
-        except AgentError as error:
-            # The store's history cannot be continued by this agent: say why, start nothing.
+        except (AgentError, CalendarError, MarketDataError, MarketSettingsError) as error:
+            # The data is unusable, does not fit the settings, or the store's history cannot be continued
+            # by this agent: say why, start nothing.
             print(f"tradeledger {args.command_name}: {error}", file=sys.stderr)
             return 2
 

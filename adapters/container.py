@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from adapters import database
 from adapters.eventfeed import StoreFeed
-from adapters.eventstore import LedgerStore, open_store
+from adapters.eventstore import Clock, LedgerStore, open_store, utc_now
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 class Container:
     """Builds each piece on first use and closes what it opened, in reverse order."""
 
-    def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
+    def __init__(self, settings: Settings, *, migrate: bool = True, clock: Clock = utc_now) -> None:
+        """`clock`: the wall clock that stamps each append with its recorded time."""
         self.settings = settings
+        self.clock = clock
         self.url = settings.database.url
         if migrate:
             database.upgrade(self.url)
@@ -30,7 +32,7 @@ class Container:
     @cached_property
     def store(self) -> LedgerStore:
         database.ensure_sqlite_directory(self.url)
-        return open_store(self.url)
+        return open_store(self.url, clock=self.clock)
 
     @cached_property
     def engine(self) -> Engine:

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -25,7 +26,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from eventsourcing.utils import resolve_topic
 
-from adapters.eventstore import DIGEST_SIZE, ChainedMapper, LedgerStore
+from adapters.eventstore import DIGEST_SIZE, ChainedMapper, LedgerStore, recorded_times
 from projections.fold import Recorded, Undecodable
 
 logger = logging.getLogger(__name__)
@@ -68,8 +69,8 @@ class StoreFeed:
             except Exception as error:  # noqa: BLE001 - every fold that meets it stops and reports it
                 return Recorded(position, Undecodable(topic=topic, error=f"{type(error).__name__}: {error}"))
         # Decoded only if a fold reads it; a payload that fails to decode fails that fold.
-        decode = partial(_decode, topic, originator_id, version, state)
-        return Recorded.lazy(position, event_type, originator_id, decode)
+        return Recorded.lazy(position, event_type, originator_id, (topic, originator_id, version, state), _decode,
+                             _clocks)
 
     def head(self) -> int:
         return self.store.head_position()
@@ -105,6 +106,11 @@ class StoreFeed:
 
 def _decode(topic: str, originator_id: UUID, version: int, state: bytes) -> object:
     return ChainedMapper.decode(topic, originator_id, version, bytes(state[DIGEST_SIZE:]))
+
+
+def _clocks(_topic: str, _originator_id: UUID, _version: int, state: bytes) -> tuple[datetime, datetime]:
+    times = recorded_times(memoryview(state)[DIGEST_SIZE:])
+    return times.timestamp, times.recorded
 
 
 def _forward(subscription: Any, wake: Callable[[], None]) -> None:

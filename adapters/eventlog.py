@@ -1,14 +1,21 @@
-"""The audit log view: stored events as plain records, paged and filtered by type."""
+"""The audit log view: stored events as plain records, paged and filtered by type.
+
+Each record carries both clocks: `at`, the business time (the market time the
+event is about), and `recorded_at`, the wall clock when it was appended (for an
+event stored before 0.2, which has none, its business time).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from eventsourcing.persistence import Notification
 
-from adapters.eventstore import ChainedMapper, LedgerStore, split_state
+from adapters.audit import read_log
+from adapters.eventstore import ChainedMapper, LedgerStore, recorded_times, split_state
 from domain.account import Account
 from domain.agent_run import AgentRun
 from domain.gateway import Gateway
@@ -38,6 +45,7 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     type: str
     at: datetime
+    recorded_at: datetime
     data: dict[str, Any]
 
 
@@ -46,11 +54,18 @@ def event_type(topic: str) -> str:
 
 
 def to_record(n: Notification) -> EventRecord:
-    event = ChainedMapper.decode(n.topic, n.originator_id, n.originator_version, split_state(n.state)[1])
+    payload = split_state(n.state)[1]
+    event = ChainedMapper.decode(n.topic, n.originator_id, n.originator_version, payload)
     data = {k: v for k, v in vars(event).items() if k not in ("originator_id", "originator_version", "timestamp",
                                                              "originator_topic")}
     return EventRecord(position=n.id, stream=str(n.originator_id), version=n.originator_version,
-                       type=event_type(n.topic), at=event.timestamp, data=msgspec.to_builtins(data))
+                       type=event_type(n.topic), at=event.timestamp, recorded_at=recorded_times(payload).recorded,
+                       data=msgspec.to_builtins(data))
+
+
+def records(store: LedgerStore) -> Iterator[EventRecord]:
+    """The whole log, in position order."""
+    return (to_record(n) for n in read_log(store))
 
 
 def unknown_types(types: list[str]) -> list[str]:

@@ -1,8 +1,12 @@
-"""`tradeledger export`: orders, fills, trades, signals and the equity curve as Parquet or CSV files, via polars.
+"""`tradeledger export`: orders, fills, trades, signals, the equity curve and the event log as Parquet or CSV files.
 
 Amounts keep every digit: Parquet gets decimal128(38, s) with the largest
 scale found in the column; CSV writes those decimals in full. Times are UTC.
-Nested values (signal features, ensemble members) are JSON text.
+Nested values (signal features, ensemble members, event data) are JSON text.
+
+Both clocks: `events` has each event's business time (`at`) and recorded time
+(`recorded_at`, the wall clock at append); the rows that name the log position
+that made them (fills, signals) get that event's `recorded_at` as a column too.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, Literal
 from uuid import UUID
 
@@ -19,6 +24,7 @@ import msgspec
 import polars as pl
 import sqlalchemy as sa
 
+from adapters.eventlog import EventRecord
 from projections import sql
 from projections.portfolio import EQUITY, FILLS, ORDERS, TRADES
 from projections.rows import RowTable
@@ -32,22 +38,39 @@ SCALAR_TYPES: dict[type, pl.DataType] = {
     datetime: pl.Datetime("us", "UTC"), UUID: pl.String(),
 }
 DEFAULT_SCALE = 12  # an empty decimal column still needs one; 12 is the ledger's money quantum
+UTC_TIME = pl.Datetime("us", "UTC")
+EVENT_SCHEMA = {"position": pl.Int64(), "stream": pl.String(), "version": pl.Int64(), "type": pl.String(),
+                "at": UTC_TIME, "recorded_at": UTC_TIME, "data": pl.String()}
 
 
-def export(engine: sa.Engine, out: Path, fmt: Format) -> dict[str, Path]:
-    """Write one file per read model; returns the path of each."""
+def export(engine: sa.Engine, out: Path, fmt: Format, log: Iterable[EventRecord]) -> dict[str, Path]:
+    """Write one file per read model and one of the event log `log`; returns the path of each."""
     out.mkdir(parents=True, exist_ok=True)
-    written = {}
+    events = events_frame(log)
+    recorded = events.select("position", "recorded_at")
+    frames = {}
     with engine.connect() as conn:
         rows = sql.row_source(conn)
         for name, table in EXPORTS.items():
             frame = to_frame(table, rows(table))
-            path = written[name] = out / f"{name}.{fmt}"
-            if fmt == "parquet":
-                frame.write_parquet(path)
-            else:
-                frame.write_csv(path)
+            if "position" in frame.columns:
+                frame = frame.join(recorded, on="position", how="left", maintain_order="left")
+            frames[name] = frame
+    frames["events"] = events
+    written = {}
+    for name, frame in frames.items():
+        path = written[name] = out / f"{name}.{fmt}"
+        if fmt == "parquet":
+            frame.write_parquet(path)
+        else:
+            frame.write_csv(path)
     return written
+
+
+def events_frame(log: Iterable[EventRecord]) -> pl.DataFrame:
+    rows = [(r.position, r.stream, r.version, r.type, r.at, r.recorded_at, msgspec.json.encode(r.data).decode())
+            for r in log]
+    return pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row")
 
 
 def to_frame(table: RowTable[Any], rows: list[Any]) -> pl.DataFrame:

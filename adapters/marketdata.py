@@ -14,11 +14,16 @@ as a float, and a float stored in Parquet becomes `Decimal(repr(x))`, the
 shortest text that reads back as that float.
 
 Policy, never "fixing" anything silently:
-- gaps (consecutive open times more than one timeframe apart) are reported
-  with the number of missing candles and never filled;
-- an invalid row (missing or unparseable value, non-finite or non-positive
-  price, negative volume, high below low, open/close outside [low, high]) is
-  excluded from `candles` and reported with its row number and reason;
+- gaps (expected candles missing between consecutive open times: slots the
+  market was open for, by `calendar`) are reported with the number of
+  missing candles and never filled (`adapters.quality`);
+- an invalid row (missing or unparseable value, a price outside [1E-8, 1E+12),
+  a volume neither 0 nor in [1E-30, 1E+31), an open time outside 1970-01-01 to
+  2200-01-01, high below low, open/close outside [low, high]; see
+  `domain.values.Candle.check`) is excluded from `candles` and reported with
+  its row number and reason;
+- a JSON record holding an array or object (or a file nested beyond the
+  parser's limit) makes the whole file unusable;
 - a row repeating the timestamp of an earlier valid row is a duplicate: the
   first one wins, the later ones are excluded and reported;
 - a row earlier than a preceding row is out of order: it is reported and
@@ -48,9 +53,12 @@ from typing import NamedTuple
 import msgspec
 import polars as pl
 
+from adapters.calendars import CalendarError, resolve_calendar
+from adapters.quality import InvalidRow, QualityReport, find_gaps
 from domain.errors import InvalidValue
-from domain.features import FEATURE_NAMES, FeatureEngine, missing_candles
-from domain.values import Candle, require_utc, timeframe_delta, timeframe_seconds
+from domain.features import FEATURE_NAMES, FeatureEngine
+from domain.sessions import ALWAYS_OPEN
+from domain.values import Candle, require_open_time, require_utc, timeframe_delta, timeframe_seconds
 
 TIME_COLUMNS = ("date", "datetime", "time", "timestamp", "open_time")
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -71,57 +79,12 @@ class MarketDataError(ValueError):
         super().__init__(f"{path}: {reason}")
 
 
-class Gap(NamedTuple):
-    after_open_time: datetime
-    next_open_time: datetime
-    missing_count: int
-
-
-class InvalidRow(NamedTuple):
-    row: int
-    field: str
-    value: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"row {self.row}: {self.field} {self.value} {self.reason}"
-
-
-class QualityReport(msgspec.Struct, frozen=True, kw_only=True):
-    rows: int
-    gaps: list[Gap]
-    duplicates: list[int]
-    out_of_order: list[int]
-    invalid: list[InvalidRow]
-
-    @property
-    def missing_candles(self) -> int:
-        return sum(gap.missing_count for gap in self.gaps)
-
-    def summary(self) -> str:
-        head = (
-            f"{self.rows} rows, {len(self.gaps)} gaps ({self.missing_candles} missing candles), "
-            f"{len(self.duplicates)} duplicates, {len(self.out_of_order)} out of order, "
-            f"{len(self.invalid)} invalid"
-        )
-        gaps = [
-            f"gap: {gap.missing_count} missing between {gap.after_open_time.isoformat()} "
-            f"and {gap.next_open_time.isoformat()}"
-            for gap in self.gaps
-        ]
-        by_row = sorted(
-            [(entry.row, str(entry)) for entry in self.invalid]
-            + [(row, f"row {row}: duplicate timestamp, excluded") for row in self.duplicates]
-            + [(row, f"row {row}: out of order, kept in time order") for row in self.out_of_order]
-        )
-        return "\n".join([head, *gaps, *(line for _, line in by_row)])
-
-
 class MarketData(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     timeframe: str
     candles: list[Candle]
     report: QualityReport
+    inferred: str | None = None  # what `market.calendar = auto` inferred, to tell the user
 
 
 class _Parsed(NamedTuple):
@@ -130,30 +93,43 @@ class _Parsed(NamedTuple):
     values: tuple[Decimal, ...]
 
 
-def load_candles(path: str | Path, *, symbol: str | None = None, timeframe: str | None = None) -> MarketData:
-    """Read a market data file; see the module docstring for formats and policy."""
-    if timeframe is not None:
-        timeframe_seconds(timeframe)  # a malformed argument fails before any reading, naming the field
+def load_candles(
+    path: str | Path, *, symbol: str | None = None, timeframe: str | None = None, calendar: str = ALWAYS_OPEN.name
+) -> MarketData:
+    """Read a market data file; see the module docstring for formats and policy.
+
+    `calendar` is a `market.calendar` value (`adapters.calendars`): the gaps are counted against its sessions.
+    """
     path = Path(path)
+    if timeframe is not None:
+        _checked_timeframe(path, timeframe)  # a malformed argument fails before any reading
     raw_rows = _read_rows(path)
     invalid: list[InvalidRow] = []
     parsed = list(_parse_rows(raw_rows, invalid))
     name_symbol, name_timeframe = _name_parts(path)
     symbol = symbol or name_symbol
-    timeframe = timeframe or name_timeframe or _infer_timeframe(path, [p.open_time for p in parsed])
+    timeframe = _checked_timeframe(
+        path, timeframe or name_timeframe or _infer_timeframe(path, [p.open_time for p in parsed])
+    )
     candles, duplicates, out_of_order = _order(_build_candles(parsed, symbol, timeframe, invalid))
     invalid.sort()
     if not candles:
         examples = "; ".join(str(entry) for entry in invalid[:3])
         raise MarketDataError(path, f"no valid rows among {len(raw_rows)}" + (f" ({examples})" if examples else ""))
+    step = timeframe_delta(timeframe)
+    try:
+        sessions, inferred = resolve_calendar(calendar, candles, step)
+    except CalendarError as error:
+        raise MarketDataError(path, str(error)) from None
     report = QualityReport(
         rows=len(raw_rows),
-        gaps=_gaps(candles, timeframe_delta(timeframe)),
+        gaps=find_gaps(candles, step, sessions),
         duplicates=duplicates,
         out_of_order=out_of_order,
         invalid=invalid,
+        calendar=sessions.name,
     )
-    return MarketData(symbol=symbol, timeframe=timeframe, candles=candles, report=report)
+    return MarketData(symbol=symbol, timeframe=timeframe, candles=candles, report=report, inferred=inferred)
 
 
 def _read_rows(path: Path) -> list[RawRow]:
@@ -176,12 +152,23 @@ def _read_parquet(path: Path) -> list[RawRow]:
     return _frame_rows(path, pl.read_parquet(path))
 
 
+_JSON_SHAPE = "a JSON array of [epoch_ms, open, high, low, close, volume] records"
+
+
 def _read_json(path: Path) -> list[RawRow]:
-    records = json.loads(path.read_text(encoding="utf-8"), parse_float=str, parse_int=str)
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"), parse_float=str, parse_int=str)
+    except RecursionError:
+        raise MarketDataError(path, f"nested deeper than {_JSON_SHAPE}") from None
     if not isinstance(records, list):
-        raise MarketDataError(path, "expected a JSON array of [epoch_ms, open, high, low, close, volume] records")
+        raise MarketDataError(path, f"expected {_JSON_SHAPE}")
     # A record that is not a list becomes a one-field row, which _parse_row reports as malformed.
-    return [record if isinstance(record, list) else [record] for record in records]
+    rows = [record if isinstance(record, list) else [record] for record in records]
+    for number, row in enumerate(rows, start=1):
+        # A container inside a record is refused here, before any report tries to print it.
+        if any(isinstance(field, (list, dict)) for field in row):
+            raise MarketDataError(path, f"record {number} is nested deeper than {_JSON_SHAPE}")
+    return rows
 
 
 def _frame_rows(path: Path, frame: pl.DataFrame) -> list[RawRow]:
@@ -232,7 +219,8 @@ def _parse_row(number: int, raw: RawRow) -> _Parsed:
     if len(raw) != 1 + len(VALUE_COLUMNS):
         raise InvalidValue("record", json.dumps(raw), "expected [time, open, high, low, close, volume]")
     values = tuple(_decimal(name, text) for name, text in zip(VALUE_COLUMNS, raw[1:]))
-    return _Parsed(number, _parse_time(raw[0]), values)
+    # The time range is checked here, before the timeframe is inferred from these times.
+    return _Parsed(number, require_open_time("time", _parse_time(raw[0])), values)
 
 
 def _invalid(number: int, error: InvalidValue) -> InvalidRow:
@@ -277,7 +265,8 @@ def _parse_time(value: object) -> datetime:
 def _from_epoch(number: Decimal) -> datetime:
     if not number.is_finite():
         raise ValueError(number)
-    milliseconds = number if abs(number) >= _MILLISECONDS_FROM else number * 1000
+    # copy_abs, not abs(): abs() rounds in the context and overflows on 1E+999999999.
+    milliseconds = number if number.copy_abs() >= _MILLISECONDS_FROM else number * 1000
     return _EPOCH + timedelta(milliseconds=float(milliseconds))
 
 
@@ -286,6 +275,14 @@ def _name_parts(path: Path) -> tuple[str, str | None]:
     match = _NAME_SUFFIX.search(path.stem)
     base = path.stem[: match.start()] if match else path.stem
     return base.replace("_", "/"), match.group(1) if match else None
+
+
+def _checked_timeframe(path: Path, timeframe: str) -> str:
+    try:
+        timeframe_seconds(timeframe)
+    except InvalidValue as error:
+        raise MarketDataError(path, str(error)) from None
+    return timeframe
 
 
 def _infer_timeframe(path: Path, times: list[datetime]) -> str:
@@ -337,12 +334,6 @@ def _order(candles: list[tuple[int, Candle]]) -> tuple[list[Candle], list[int], 
     if out_of_order:
         kept.sort(key=attrgetter("open_time"))
     return kept, duplicates, out_of_order
-
-
-def _gaps(candles: list[Candle], step: timedelta) -> list[Gap]:
-    times = [candle.open_time for candle in candles]
-    gaps = (Gap(a, b, missing_candles(a, b, step)) for a, b in zip(times, times[1:]))
-    return [gap for gap in gaps if gap.missing_count]
 
 
 _QUANTUM = Decimal("1e-8")

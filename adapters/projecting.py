@@ -24,10 +24,11 @@ from adapters.audit import Finding
 from adapters.container import Container
 from adapters.eventfeed import StoreFeed
 from adapters.healthfile import HealthFile
+from projections import rebuild as rebuilding
 from projections import sql
 from projections.connections import GATEWAYS, close_dead_gateways
 from projections.fold import Projection
-from projections.health import AgentHealth, HealthReport, assess
+from projections.health import AgentHealth, HealthReport, assess, stopped_text
 from projections.healthview import read_health
 from projections.portfolio import PORTFOLIO, PortfolioView, portfolio_view
 from projections.registry import PROJECTIONS, select
@@ -95,7 +96,7 @@ def run_projector(container: Container, *, stop: threading.Event, report: Callab
 
 def progress_line(status: list[ProjectionStatus]) -> str:
     head = max((s.head for s in status), default=0)
-    parts = [f"{s.name} {s.position} (lag {s.lag})" + (f" STOPPED at {s.error_position}: {s.error}"
+    parts = [f"{s.name} {s.position} (lag {s.lag})" + (f" {stopped_text(s.error, s.error_position, s.error_at)}"
                                                        if s.error else "") for s in status]
     return f"head {head}: " + ", ".join(parts)
 
@@ -128,21 +129,23 @@ class RebuildResult(msgspec.Struct, kw_only=True):
 
 
 def rebuild(container: Container, names: Iterable[str] = (), *, page_size: int = PAGE_SIZE) -> RebuildResult:
-    """Drop the named projections' rows and tracking (all when none named) and fold the log again."""
+    """Fold the log again into new tables for the named projections (all when none named) and swap them in.
+
+    RebuildFailed (the live read models unchanged) when it cannot.
+    """
     projections = select(names)
-    with container.engine.begin() as conn:
-        sql.reset(conn, projections)
     started = time.perf_counter()
-    events = runner(container, projections, page_size=page_size).catch_up()
+    events = rebuilding.rebuild(feed(container), container.engine, projections, page_size=page_size)
     seconds = time.perf_counter() - started
     return RebuildResult(projections=[p.name for p in projections], events=events, seconds=seconds,
                          events_per_second=events / seconds if seconds else 0.0)
 
 
 def portfolio_at(container: Container, account: str, *, position: int | None = None,
-                 as_of: datetime | None = None) -> PortfolioView | None:
-    """The account's portfolio folded afresh from the log up to a position or a business time."""
-    models = replay(feed(container), position=position, as_of=as_of, projections=(PORTFOLIO,))
+                 as_of: datetime | None = None, recorded_at: datetime | None = None) -> PortfolioView | None:
+    """The account's portfolio folded afresh from the log up to a position, a business or a recorded time."""
+    models = replay(feed(container), position=position, as_of=as_of, recorded_at=recorded_at,
+                    projections=(PORTFOLIO,))
     return portfolio_view(models.tables.rows, account)
 
 
@@ -185,7 +188,8 @@ def describe_health(report: HealthReport) -> str:
         f"  agent: {agent.status}" + (f" (pid {agent.pid} on {agent.host}, last heartbeat "
                                       f"{agent.heartbeat_age:.0f}s ago)" if agent.heartbeat_age is not None else ""),
         *(f"  projection {p.name}: position {p.position}, lag {p.lag}"
-          + (f", STOPPED at {p.error_position}: {p.error}" if p.error else "") for p in report.projections),
+          + (f", {stopped_text(p.error, p.error_position, p.error_at)}" if p.error else "")
+          for p in report.projections),
         f"  open connections: {report.open_connections}",
     ]
     return "\n".join(lines)

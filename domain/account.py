@@ -262,14 +262,21 @@ class Account(LedgerAggregate):
     ) -> None:
         if self.is_halted:
             raise errors.AlreadyHalted(f"trading is already halted by {self.halted_by_rule}")
-        self.trigger_event(
-            self.TradingHalted,
-            rule=rule,
-            reason=reason,
-            metrics=metrics,
-            by=by,
-            timestamp=require_utc("at", at),
-        )
+        self.record_halt(rule=rule, reason=reason, metrics=metrics, by=by, at=at)
+
+    def escalate_halt(
+        self, *, rule: str, reason: str, metrics: dict[str, str], by: str, at: datetime
+    ) -> None:
+        """A stricter rule takes over the halt in force (a drawdown breach while halted by the daily loss)."""
+        if not self.is_halted:
+            raise errors.NotHalted("trading is not halted: there is no halt to take over")
+        if rule == self.halted_by_rule:
+            raise errors.AlreadyHalted(f"trading is already halted by {rule}")
+        self.record_halt(rule=rule, reason=reason, metrics=metrics, by=by, at=at)
+
+    def record_halt(self, *, rule: str, reason: str, metrics: dict[str, str], by: str, at: datetime) -> None:
+        self.trigger_event(self.TradingHalted, rule=rule, reason=reason, metrics=metrics, by=by,
+                           timestamp=require_utc("at", at))
 
     def resume_trading(self, *, by: str, reason: str, at: datetime) -> None:
         if not self.is_halted:

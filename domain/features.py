@@ -29,6 +29,9 @@ over a window of identical values is exactly 0, and a z-score over it is 0.
 Gaps are not filled: a return across a gap spans several timeframes. Instead
 `data_quality` is present / (present + missing) candles over the last `slow`
 candles, so a strategy can distrust a signal computed across missing data.
+Missing means missing while the market was open: the engine's `sessions`
+(`domain.sessions`, 24/7 unless given) decide, so a weekend in stock data is
+no gap.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from domain.errors import CandleOutOfOrder, InvalidValue
+from domain.sessions import ALWAYS_OPEN, Sessions
 from domain.values import Candle, timeframe_delta
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -68,15 +72,6 @@ class Features(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.values)
-
-
-def missing_candles(previous: datetime, current: datetime, step: timedelta) -> int:
-    """Candle slots with no candle between two consecutive open times.
-
-    Any spacing beyond one timeframe counts as at least one missing candle,
-    so an irregular (misaligned) spacing is never mistaken for a clean one.
-    """
-    return max(0, math.ceil((current - previous) / step) - 1)
 
 
 def _positive(field: str, value: int, minimum: int = 1) -> int:
@@ -124,8 +119,12 @@ class _Window:
 class FeatureEngine:
     """Feeds on one market's candles in time order; see the module docstring."""
 
-    def __init__(self, fast: int = 10, slow: int = 20, window: int = 20, rsi_period: int = 14) -> None:
+    def __init__(
+        self, fast: int = 10, slow: int = 20, window: int = 20, rsi_period: int = 14,
+        sessions: Sessions = ALWAYS_OPEN,
+    ) -> None:
         self.fast = _positive("fast", fast)
+        self.sessions = sessions
         self.slow = _positive("slow", slow, minimum=2)
         if fast >= slow:
             raise InvalidValue("fast", fast, f"must be below slow ({slow})")
@@ -194,7 +193,7 @@ class FeatureEngine:
         elif open_time - last_time == self._step:  # the usual case, without a division
             self._missing.append(0)
         else:
-            self._missing.append(missing_candles(last_time, open_time, self._step))
+            self._missing.append(self.sessions.missing(last_time, open_time, self._step))
         self._last_time = open_time
         present = len(self._missing) + 1
         return present / (present + sum(self._missing))

@@ -1,13 +1,17 @@
 """Risk rules: when the agent must stop opening positions, and when it may start again.
 
-Rules and how each one ends:
+Rules and how each one ends (a measured value equal to the limit breaches it):
 - max_drawdown_percent: equity this far below its peak; stays halted until a
-  person resumes trading (the peak then restarts from the current equity).
+  person resumes trading, and only that restarts the peak (from the current
+  equity): automatic resumes of the other rules keep it. Checked at every
+  close, also while another rule or a person has halted entries, so a halt of
+  another rule is taken over by it. The trader then also closes the open
+  positions unless `exit_on_drawdown` is off.
 - max_daily_loss_percent: equity this far below the day's opening equity
   (UTC days); lifted automatically when the next day starts.
 - max_consecutive_losses: this many losing round trips in a row; lifted after
   `cooldown_candles` further candles.
-A halt blocks entries only: open positions may still be closed.
+Apart from the drawdown exit, a halt blocks entries only: open positions may still be closed.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_drawdown_percent: Decimal
     max_consecutive_losses: int
     cooldown_candles: int
+    exit_on_drawdown: bool = True
 
 
 class RiskBreach(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,10 +67,19 @@ class RiskMonitor:
     def record_round_trip(self, net_pnl: Decimal) -> None:
         self.losing_streak = self.losing_streak + 1 if net_pnl < 0 else 0
 
-    def breach(self) -> RiskBreach | None:
+    def breach(self, halted_by: str | None) -> RiskBreach | None:
+        """The rule this close breaches that is not already in force.
+
+        While entries are halted (by `halted_by`) only the drawdown rule is still checked: it is the one
+        that also closes positions and waits for a person, so it takes over any other halt.
+        """
+        if halted_by == DRAWDOWN:
+            return None
         drawdown = self.percent_below(self.peak)
         if drawdown >= self.limits.max_drawdown_percent:
             return self._breach(DRAWDOWN, drawdown, self.limits.max_drawdown_percent, peak=self.peak)
+        if halted_by is not None:
+            return None
         daily_loss = self.percent_below(self.day_open)
         if daily_loss >= self.limits.max_daily_loss_percent:
             return self._breach(DAILY_LOSS, daily_loss, self.limits.max_daily_loss_percent, day_open=self.day_open)
@@ -89,20 +103,24 @@ class RiskMonitor:
         self.candles_since_halt = 0
         self.halt_day = self.day
 
-    def resumed(self) -> None:
-        self.peak = self.equity
+    def resumed(self, halted_by: str) -> None:
+        """Trading resumed after a halt by `halted_by` (automatically, or by a person)."""
+        if halted_by == DRAWDOWN:  # only a person lifts it: they accept the loss so far
+            self.peak = self.equity
         self.losing_streak = 0
 
     def percent_below(self, reference: Decimal | None) -> Decimal:
+        """Unrounded, so the limit is compared with the true value; the metrics show it to 4 places."""
         if not reference or reference <= 0:
             return Decimal(0)
-        return ((reference - self.equity) / reference * HUNDRED).quantize(PERCENT_QUANTUM)
+        return (reference - self.equity) / reference * HUNDRED
 
     def _breach(self, rule: str, measured: Decimal, limit: Decimal, **reference: Decimal | None) -> RiskBreach:
         name = "drawdown_percent" if rule == DRAWDOWN else "daily_loss_percent"
+        shown = measured.quantize(PERCENT_QUANTUM)
         return RiskBreach(
             rule=rule,
-            reason=f"{name.replace('_', ' ')} {measured} reached the limit {limit}",
-            metrics={name: str(measured), "limit": str(limit), "equity": str(self.equity),
+            reason=f"{name.replace('_', ' ')} {shown} reached the limit {limit}",
+            metrics={name: str(shown), "limit": str(limit), "equity": str(self.equity),
                      **{k: str(v) for k, v in reference.items()}},
         )

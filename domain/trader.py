@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Protocol
 
@@ -25,8 +24,9 @@ from domain.account import Account, Order
 from domain.features import FeatureEngine, Features
 from domain.market import Market
 from domain.predictors import Predictor
-from domain.risk import RISK, RiskLimits, RiskMonitor
-from domain.values import Candle, Decision, Prediction, Side, timeframe_seconds
+from domain.risk import DRAWDOWN, RISK, RiskBreach, RiskLimits, RiskMonitor
+from domain.sessions import Sessions
+from domain.values import Candle, Decision, Prediction, Side, timeframe_delta
 
 QUANTITY_QUANTUM = Decimal("1e-8")
 MIN_DATA_QUALITY = 0.9
@@ -95,7 +95,7 @@ class Trader:
         self.risk = RiskMonitor(limits)
         self.last_prices: dict[str, Decimal] = {}
         self.entry_fees: dict[str, Decimal] = {}
-        self.halted_seen = False
+        self.halted_rule: str | None = None  # the halt in force at the end of the last tick
 
     def observe(self, candle: Candle) -> Signal:
         model = self.models.get(candle.symbol)
@@ -105,7 +105,8 @@ class Trader:
 
     def trade(self, candle: Candle, signal: Signal, market: Market, account: Account) -> None:
         self.notice_control(account)
-        market.close_candle(candle, quality_flags=gap_flags(market, candle))
+        sessions = self.models[candle.symbol].engine.sessions  # the engine's: flags and data_quality agree
+        market.close_candle(candle, quality_flags=gap_flags(market, candle, sessions))
         market.generate_signal(
             signal.decision,
             is_actionable=signal.is_actionable,
@@ -115,7 +116,7 @@ class Trader:
         )
         self.fill_open_orders(candle, account)
         self.last_prices[candle.symbol] = candle.close
-        self.apply_risk(candle.close_time, account)
+        self.apply_risk(candle, account)
         if signal.is_actionable:
             self.act(candle, signal.decision.prediction, account)
 
@@ -129,12 +130,14 @@ class Trader:
     # -- steps --------------------------------------------------------------
 
     def notice_control(self, account: Account) -> None:
-        """A person may have halted or resumed trading since the last tick."""
-        if account.is_halted and not self.halted_seen:
+        """A person may have halted or resumed trading (or both) since the last tick."""
+        if account.halted_by_rule == self.halted_rule:
+            return
+        if self.halted_rule is not None:
+            self.risk.resumed(self.halted_rule)
+        if account.is_halted:
             self.risk.halted()
-        elif not account.is_halted and self.halted_seen:
-            self.risk.resumed()
-        self.halted_seen = account.is_halted
+        self.halted_rule = account.halted_by_rule
 
     def fill_open_orders(self, candle: Candle, account: Account) -> None:
         for order in [o for o in account.orders.values() if o.symbol == candle.symbol]:
@@ -154,26 +157,45 @@ class Trader:
         elif not account.position(order.symbol).quantity:
             self.risk.record_round_trip(pnl - fill.fee - self.entry_fees.pop(order.symbol, Decimal(0)))
 
-    def apply_risk(self, at: datetime, account: Account) -> None:
+    def apply_risk(self, candle: Candle, account: Account) -> None:
+        at, halted_by = candle.close_time, account.halted_by_rule
         self.risk.observe(at, account.equity(self.last_prices))
-        if account.is_halted:
-            reason = self.risk.may_resume(account.halted_by_rule or "")
-            if reason is not None:
-                account.resume_trading(by=RISK, reason=reason, at=at)
-                self.risk.resumed()
+        breach = self.risk.breach(halted_by)
+        if breach is not None:
+            self.halt(breach, candle, account)
+        elif halted_by is not None and (reason := self.risk.may_resume(halted_by)) is not None:
+            account.resume_trading(by=RISK, reason=reason, at=at)
+            self.risk.resumed(halted_by)
+        self.halted_rule = account.halted_by_rule
+
+    def halt(self, breach: RiskBreach, candle: Candle, account: Account) -> None:
+        at, halted_by = candle.close_time, account.halted_by_rule
+        if halted_by is None:
+            account.halt_trading(rule=breach.rule, reason=breach.reason, metrics=breach.metrics, by=RISK, at=at)
         else:
-            breach = self.risk.breach()
-            if breach is not None:
-                account.halt_trading(rule=breach.rule, reason=breach.reason, metrics=breach.metrics, by=RISK, at=at)
-                self.risk.halted()
-        self.halted_seen = account.is_halted
+            account.escalate_halt(rule=breach.rule, reason=f"{breach.reason} (takes over the {halted_by} halt)",
+                                  metrics=breach.metrics, by=RISK, at=at)
+        self.risk.halted()
+        if breach.rule == DRAWDOWN and self.risk.limits.exit_on_drawdown:
+            self.exit_positions(candle, account, DRAWDOWN)
+
+    def exit_positions(self, candle: Candle, account: Account, reason: str) -> None:
+        """Sell every position at the next open, and drop pending entries: a limit that only blocked
+        entries would let an open position keep losing."""
+        at = candle.close_time
+        for order in [o for o in account.orders.values() if o.side is Side.BUY]:
+            account.cancel_order(order.order_id, reason=f"{reason}: pending entries are dropped", at=at)
+        for symbol in list(account.positions):
+            unsold = account.committed_sell_room(symbol)
+            if unsold > 0:
+                account.place_order(symbol, Side.SELL, unsold, at=at, signal_ref=signal_ref(candle), reason=reason)
 
     def act(self, candle: Candle, prediction: Prediction, account: Account) -> None:
         symbol, at = candle.symbol, candle.close_time
         if any(o.symbol == symbol for o in account.orders.values()):
             return
         held = account.position(symbol).quantity
-        ref = f"{symbol} {candle.timeframe} {candle.open_time.isoformat()}"
+        ref = signal_ref(candle)
         if prediction is Prediction.DOWN and held > 0:
             account.place_order(symbol, Side.SELL, held, at=at, signal_ref=ref, reason="exit on down signal")
         elif prediction is Prediction.UP and held == 0:
@@ -193,8 +215,13 @@ class Trader:
         account.place_order(candle.symbol, Side.BUY, quantity, at=at, signal_ref=ref, reason="entry on up signal")
 
 
-def gap_flags(market: Market, candle: Candle) -> tuple[str, ...]:
+def signal_ref(candle: Candle) -> str:
+    return f"{candle.symbol} {candle.timeframe} {candle.open_time.isoformat()}"
+
+
+def gap_flags(market: Market, candle: Candle, sessions: Sessions) -> tuple[str, ...]:
+    """`gap_before:N`: N candles missing while the market was open (the same count as data_quality's)."""
     if market.last_open_time is None:
         return ()
-    missing = int((candle.open_time - market.last_open_time).total_seconds()) // timeframe_seconds(candle.timeframe) - 1
+    missing = sessions.missing(market.last_open_time, candle.open_time, timeframe_delta(candle.timeframe))
     return (f"gap_before:{missing}",) if missing > 0 else ()

@@ -7,6 +7,7 @@ API, files) with their types intact.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
@@ -33,18 +34,27 @@ class Prediction(str, Enum):
 
 
 _TIMEFRAME_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+_TIMEFRAME = re.compile(r"([0-9]{1,9})([mhdw])")  # ASCII digits; nine of them already exceed a year
+MAX_TIMEFRAME_SECONDS = 365 * 86400
+TIMEFRAME_EXPECTED = "a positive count and a unit m/h/d/w, at most a year (365d), e.g. 5m"
+
+# The range a candle may take. Prices: the paper broker rounds fill prices to 10 decimal places
+# and the ledger computes with 28 significant digits; from 1E-8 a fill price keeps 3 significant
+# digits, below 1E+12 it keeps all 10 places. Volumes only feed float features.
+MIN_PRICE, MAX_PRICE = Decimal("1E-8"), Decimal("1E+12")  # MIN_PRICE <= price < MAX_PRICE
+MIN_VOLUME, MAX_VOLUME = Decimal("1E-30"), Decimal("1E+31")  # 0 or MIN_VOLUME <= volume < MAX_VOLUME
+EARLIEST_OPEN = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST_OPEN = datetime(2200, 1, 1, tzinfo=timezone.utc)  # open times are before it
 
 
 @cache
 def timeframe_seconds(timeframe: str) -> int:
-    """`"5m"` -> 300. Raises InvalidValue naming the timeframe when malformed."""
-    unit = timeframe[-1:]
-    count = timeframe[:-1]
-    if unit not in _TIMEFRAME_UNITS or not count.isdigit() or int(count) <= 0:
-        raise InvalidValue(
-            "timeframe", timeframe, "expected a positive count and a unit m/h/d/w, e.g. 5m"
-        )
-    return int(count) * _TIMEFRAME_UNITS[unit]
+    """`"5m"` -> 300. Raises InvalidValue naming the timeframe when malformed or above a year."""
+    match = _TIMEFRAME.fullmatch(timeframe)
+    seconds = int(match[1]) * _TIMEFRAME_UNITS[match[2]] if match else 0
+    if not 0 < seconds <= MAX_TIMEFRAME_SECONDS:
+        raise InvalidValue("timeframe", timeframe, f"expected {TIMEFRAME_EXPECTED}")
+    return seconds
 
 
 @cache
@@ -57,6 +67,14 @@ def require_utc(field: str, value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidValue(field, value, "expected a timezone-aware UTC datetime")
     return value.astimezone(timezone.utc)
+
+
+def require_open_time(field: str, value: datetime) -> datetime:
+    """An aware time from EARLIEST_OPEN up to (not including) LATEST_OPEN, in UTC."""
+    value = require_utc(field, value)
+    if not EARLIEST_OPEN <= value < LATEST_OPEN:
+        raise InvalidValue(field, value.isoformat(), "is outside 1970-01-01 to 2200-01-01 (UTC)")
+    return value
 
 
 class Candle(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,14 +94,16 @@ class Candle(msgspec.Struct, frozen=True, kw_only=True):
         return self.open_time + timeframe_delta(self.timeframe)
 
     def check(self) -> Candle:
-        """Validate the OHLC relations; return self so calls can chain."""
-        require_utc("open_time", self.open_time)
+        """Validate the ranges and the OHLC relations; return self so calls can chain."""
+        require_open_time("open_time", self.open_time)
+        timeframe_seconds(self.timeframe)
         for name in ("open", "high", "low", "close"):
             value = getattr(self, name)
-            if not value.is_finite() or value <= 0:
-                raise InvalidValue(name, value, "expected a positive finite price")
-        if not self.volume.is_finite() or self.volume < 0:
-            raise InvalidValue("volume", self.volume, "expected a non-negative volume")
+            if not (value.is_finite() and MIN_PRICE <= value < MAX_PRICE):
+                raise InvalidValue(name, value, "expected a price from 1E-8 up to (not including) 1E+12")
+        volume = self.volume
+        if not (volume.is_finite() and (volume.is_zero() or MIN_VOLUME <= volume < MAX_VOLUME)):
+            raise InvalidValue("volume", volume, "expected 0 or a volume from 1E-30 up to (not including) 1E+31")
         if self.high < self.low:
             raise InvalidValue("high", self.high, f"below low {self.low}")
         if not (self.low <= self.open <= self.high and self.low <= self.close <= self.high):

@@ -32,7 +32,7 @@ import msgspec
 import sqlalchemy as sa
 
 from projections.alerts import AlertKind, percent, shown, signed
-from projections.health import AGENT_RUNS, AgentHealth, agent_health, latest_run
+from projections.health import AGENT_RUNS, AgentHealth, agent_health, latest_run, stopped_text
 from projections.outbox import NewAlert
 from projections.portfolio import ACCOUNTS, DAILY_PNL, AccountRow, DailyPnlRow
 from projections.sql import TRACKING, Tracking
@@ -87,7 +87,7 @@ class AlertWatcher:
     def projection(self, t: Tracking, *, head: int, now: datetime) -> list[Found]:
         if t.error is not None:
             return [(f"{STUCK}{t.name}:error:{t.error_position}", "projection_stuck",
-                     f"projection {t.name} stopped at position {t.error_position}: {t.error}")]
+                     f"projection {t.name} {stopped_text(t.error, t.error_position, t.error_at)}")]
         position, since = self.unmoved_since.get(t.name, (None, now))
         if position != t.position or t.position >= head:
             self.unmoved_since[t.name] = (t.position, now)

@@ -9,6 +9,7 @@ up from a database exactly where the last committed batch left off.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, NamedTuple, Self
 from uuid import UUID
 
@@ -33,34 +34,66 @@ class Recorded:
     a few events of a batch (the latest signal per market, the newest feed
     lines), so an event no fold reads is never decoded. Once decoded, every
     fold shares the same object.
+
+    Each event has two times: `at`, its business time (the market time it is
+    about, the event's `timestamp`), and `recorded_at`, the wall clock when it
+    was appended. Both are read without decoding the event.
     """
 
-    __slots__ = ("position", "type", "stream", "_event", "_decode")
+    __slots__ = ("position", "type", "stream", "_event", "_source", "_decode", "_read_clocks", "_clocks")
 
-    def __init__(self, position: int, event: Any) -> None:
-        """An event already in memory (tests, replays of in-memory aggregates)."""
+    def __init__(self, position: int, event: Any, recorded_at: datetime | None = None) -> None:
+        """An event already in memory (tests, replays of in-memory aggregates); recorded when it happened
+        unless `recorded_at` says otherwise."""
         self.position = position
         self.type: type = type(event)
         self.stream: UUID | None = getattr(event, "originator_id", None)
         self._event: Any = event
-        self._decode: Callable[[], object] | None = None
+        self._source: tuple[Any, ...] = (event, recorded_at)
+        self._decode: Callable[..., object] | None = None
+        self._read_clocks: Callable[..., tuple[datetime, datetime]] = _clocks_of
+        self._clocks: tuple[datetime, datetime] | None = None
 
     @classmethod
-    def lazy(cls, position: int, type_: type, stream: UUID, decode: Callable[[], object]) -> Recorded:
-        """A stored event, decoded by `decode()` when a fold first reads it."""
+    def lazy(cls, position: int, type_: type, stream: UUID, source: tuple[Any, ...], decode: Callable[..., object],
+             clocks: Callable[..., tuple[datetime, datetime]]) -> Recorded:
+        """A stored event: `decode(*source)` gives the event when a fold first reads it, `clocks(*source)`
+        its (business time, recorded time) from the stored payload alone."""
         recorded = cls.__new__(cls)
         recorded.position, recorded.type, recorded.stream = position, type_, stream
-        recorded._event, recorded._decode = None, decode
+        recorded._event, recorded._source, recorded._decode = None, source, decode
+        recorded._read_clocks, recorded._clocks = clocks, None
         return recorded
 
     @property
     def event(self) -> Any:
         if self._decode is not None:
-            self._event, self._decode = self._decode(), None
+            self._event, self._decode = self._decode(*self._source), None
         return self._event
+
+    @property
+    def at(self) -> datetime:
+        """Business time: the market time the event is about."""
+        return self.clocks[0]
+
+    @property
+    def recorded_at(self) -> datetime:
+        """Recorded time: the wall clock when the event was appended."""
+        return self.clocks[1]
+
+    @property
+    def clocks(self) -> tuple[datetime, datetime]:
+        if self._clocks is None:
+            self._clocks = self._read_clocks(*self._source)
+        return self._clocks
 
     def __repr__(self) -> str:
         return f"Recorded({self.position}, {self.type.__qualname__})"
+
+
+def _clocks_of(event: Any, recorded_at: datetime | None) -> tuple[datetime, datetime]:
+    at: datetime = event.timestamp
+    return at, recorded_at or at
 
 
 class FoldFailed(Exception):

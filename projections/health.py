@@ -128,8 +128,15 @@ class ProjectionHealth(msgspec.Struct, kw_only=True):
     name: str
     position: int
     lag: int | None
-    error: str | None = None
+    error: str | None = None  # "<exception type>: <message>": it stopped on the event at error_position
     error_position: int | None = None
+    error_at: datetime | None = None  # when it first failed there
+
+
+def stopped_text(error: str, position: int | None, at: datetime | None) -> str:
+    """How every report says that a projection stopped on an event."""
+    since = f" since {at:%Y-%m-%d %H:%M:%S} UTC" if at is not None else ""
+    return f"stopped at position {position}{since}: {error}"
 
 
 class HealthReport(msgspec.Struct, kw_only=True):
@@ -166,7 +173,7 @@ def assess(*, now: datetime, head: int | None, agent: AgentHealth, projections: 
     """Apply the health rule in the module docstring."""
     unhealthy = [
         *(["event store unreachable"] if head is None else []),
-        *(f"projection {p.name} stopped at position {p.error_position}: {p.error}" for p in projections
+        *(f"projection {p.name} {stopped_text(p.error, p.error_position, p.error_at)}" for p in projections
           if p.error is not None),
         *([f"agent is stale: no heartbeat for {agent.heartbeat_age:.0f}s"] if agent.status == "stale" else []),
     ]

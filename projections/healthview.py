@@ -12,12 +12,13 @@ from projections.connections import SESSIONS
 from projections.fold import Projection
 from projections.health import AGENT_RUNS, HealthReport, ProjectionHealth, agent_health, assess, latest_run
 from projections.registry import PROJECTIONS
+from projections.snapshot import snapshot
 
 
 def read_health(engine: sa.Engine, *, head: int | None, now: datetime, heartbeat_interval: float,
                 projections: Sequence[Projection] = PROJECTIONS) -> HealthReport:
-    """`head` is None when the event store could not be reached."""
-    with engine.connect() as conn:
+    """`head` is None when the event store could not be reached. The tables are read in one snapshot."""
+    with snapshot(engine) as conn:
         rows = sql.row_source(conn)
         run = latest_run(rows(AGENT_RUNS))
         tracking = sql.read_tracking(conn, projections)
@@ -26,7 +27,7 @@ def read_health(engine: sa.Engine, *, head: int | None, now: datetime, heartbeat
         now=now, head=head, agent=agent_health(run, now=now, heartbeat_interval=heartbeat_interval),
         projections=[
             ProjectionHealth(name=t.name, position=t.position, lag=None if head is None else max(0, head - t.position),
-                             error=t.error, error_position=t.error_position)
+                             error=t.error, error_position=t.error_position, error_at=t.error_at)
             for t in tracking.values()
         ],
         open_connections=sessions,

@@ -5,6 +5,9 @@ written in the same transaction as its rows. The update is conditional on the
 position the writer started from, so two runners (or a runner and a rebuild)
 can never both apply the same batch: the second one gets TrackingConflict,
 rolls back and reloads.
+
+Every function takes a `Place`: where the tables live. The live read models
+are `live`; a rebuild writes to shadow copies of them (projections.rebuild).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from projections.fold import Projection
-from projections.rows import PendingChanges, RowSource, RowTable, metadata
+from projections.rows import PendingChanges, RowSource, RowTable, UtcDateTime, metadata
 
 TRACKING = sa.Table(
     "projection_tracking", metadata,
@@ -29,23 +32,38 @@ TRACKING = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("error_position", sa.BigInteger, nullable=True),
+    sa.Column("error_at", UtcDateTime, nullable=True),
 )
+# Errors that say the rows cannot be stored: the database refused them (a NUL in text on PostgreSQL, a
+# number out of a column's range) or a value cannot be bound at all. A property of the events, as
+# deterministic as a fold raising; any other database error (a lock, a lost connection, a missing
+# table) is the step's problem and is retried.
+REFUSED = (sa.exc.DataError, sa.exc.IntegrityError)
+UNBINDABLE = (sa.exc.StatementError, msgspec.MsgspecError, ValueError, TypeError, OverflowError)
+
+Place = Callable[[sa.Table], sa.Table]  # the table a read-model table is written to
+
+
+def live(table: sa.Table) -> sa.Table:
+    return table
 
 
 class Tracking(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     position: int
-    error: str | None = None
+    error: str | None = None  # "<exception type>: <message>", on one line
     error_position: int | None = None
+    error_at: datetime | None = None  # when it first failed there
 
 
 class TrackingConflict(Exception):
     """Another writer moved a projection's position since this one read it."""
 
 
-def row_source(conn: sa.Connection) -> RowSource[Any]:
+def row_source(conn: sa.Connection, place: Place = live) -> RowSource[Any]:
     def rows(table: RowTable[Any]) -> list[Any]:
-        return table.from_rows(conn.execute(sa.select(table.table).order_by(*table.table.primary_key.columns)))
+        placed = place(table.table)
+        return table.from_rows(conn.execute(sa.select(placed).order_by(*placed.primary_key.columns)))
 
     return rows
 
@@ -59,16 +77,16 @@ class BulkUpsert:
     handling cost more than the inserts themselves.
     """
 
-    def __init__(self, dialect: Dialect, table: RowTable[Any]) -> None:
-        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect.name](table.table)
-        keys = [c.name for c in table.table.primary_key.columns]
-        updates = {c.name: insert.excluded[c.name] for c in table.table.columns if c.name not in keys}
+    def __init__(self, dialect: Dialect, table: sa.Table) -> None:
+        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect.name](table)
+        keys = [c.name for c in table.primary_key.columns]
+        updates = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
         compiled = insert.on_conflict_do_update(index_elements=keys, set_=updates).compile(dialect=dialect)
         self.sql = compiled.string
         # Decimal -> exact str, UUID -> str, enums -> values, structs -> JSON-able builtins; times stay
         # datetimes for PostgreSQL and become RFC 3339 text on SQLite (see UtcDateTime).
         self.builtin_types = (date,) if dialect.name == "sqlite" else (datetime, date)
-        self.processors = [(c.name, p) for c in table.table.columns
+        self.processors = [(c.name, p) for c in table.columns
                            if (p := c.type.dialect_impl(dialect).bind_processor(dialect))]
         positions = compiled.positiontup or []
         self.order: Callable[[dict[str, Any]], Any] | None = (
@@ -84,7 +102,7 @@ class BulkUpsert:
 
 
 @lru_cache(maxsize=None)
-def _upsert(dialect: Dialect, table: RowTable[Any]) -> BulkUpsert:
+def _upsert(dialect: Dialect, table: sa.Table) -> BulkUpsert:
     return BulkUpsert(dialect, table)
 
 
@@ -101,49 +119,60 @@ def _trim(table: sa.Table, keep_last: int) -> sa.Delete:
     return table.delete().where(key < newest)
 
 
-def flush(conn: sa.Connection, changes: PendingChanges) -> None:
+def flush(conn: sa.Connection, changes: PendingChanges, place: Place = live) -> None:
     """Write one batch of changes: one bulk statement per table and kind."""
     for table, puts, deletes in changes.drain():
+        placed = place(table.table)
         if deletes:
-            conn.execute(_delete(table.table), table.key_params(deletes))
+            conn.execute(_delete(placed), table.key_params(deletes))
         if puts:
-            _upsert(conn.dialect, table).execute(conn, puts)
+            _upsert(conn.dialect, placed).execute(conn, puts)
             if table.keep_last is not None:
-                conn.execute(_trim(table.table, table.keep_last))
+                conn.execute(_trim(placed, table.keep_last))
 
 
-def read_tracking(conn: sa.Connection, projections: Iterable[Projection]) -> dict[str, Tracking]:
+def read_tracking(conn: sa.Connection, projections: Iterable[Projection], place: Place = live) -> dict[str, Tracking]:
     """Every named projection's tracking row; a projection never run is at position 0."""
     names = [p.name for p in projections]
+    tracking = place(TRACKING)
     found = {r.name: r for r in msgspec.convert(
-        list(conn.execute(sa.select(TRACKING).where(TRACKING.c.name.in_(names)))), list[Tracking],
+        list(conn.execute(sa.select(tracking).where(tracking.c.name.in_(names)))), list[Tracking],
         from_attributes=True,
     )}
     return {name: found.get(name, Tracking(name=name, position=0)) for name in names}
 
 
-def ensure_tracking(conn: sa.Connection, projections: Iterable[Projection]) -> None:
+def ensure_tracking(conn: sa.Connection, projections: Iterable[Projection], place: Place = live) -> None:
     rows = [{"name": p.name, "position": 0} for p in projections]
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[conn.dialect.name](TRACKING)
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[conn.dialect.name](place(TRACKING))
     conn.execute(insert.on_conflict_do_nothing(index_elements=["name"]), rows)
 
 
-def advance(conn: sa.Connection, name: str, *, expected: int, to: Tracking) -> None:
+def advance(conn: sa.Connection, name: str, *, expected: int, to: Tracking, place: Place = live) -> None:
     """Move a projection's tracking row from `expected` to `to`; TrackingConflict if it moved meanwhile."""
+    tracking = place(TRACKING)
     result = conn.execute(
-        TRACKING.update().where(TRACKING.c.name == name, TRACKING.c.position == expected)
-        .values(position=to.position, error=to.error, error_position=to.error_position)
+        tracking.update().where(tracking.c.name == name, tracking.c.position == expected)
+        .values(position=to.position, error=to.error, error_position=to.error_position, error_at=to.error_at)
     )
     if result.rowcount != 1:
         raise TrackingConflict(f"projection {name} is no longer at position {expected}")
 
 
-def reset(conn: sa.Connection, projections: Iterable[Projection]) -> None:
-    """Drop every row of the projections and put them back at position 0."""
-    projections = list(projections)
-    for projection in projections:
-        for table in projection.tables:
-            conn.execute(table.table.delete())
-    ensure_tracking(conn, projections)
-    conn.execute(TRACKING.update().where(TRACKING.c.name.in_([p.name for p in projections]))
-                 .values(position=0, error=None, error_position=None))
+def unstorable(error: Exception) -> bool:
+    if isinstance(error, sa.exc.DBAPIError):
+        return isinstance(error, REFUSED)
+    return isinstance(error, UNBINDABLE)  # StatementError without a driver error: binding a parameter failed
+
+
+def begin_writing(conn: sa.Connection) -> None:
+    """Open the transaction now, holding SQLite's write lock.
+
+    pysqlite opens a transaction only at the first INSERT/UPDATE/DELETE: a
+    SAVEPOINT or DDL before that would run outside it (a released savepoint
+    would commit). BEGIN IMMEDIATE also takes the write lock up front, so a
+    step never fails upgrading a read lock that another writer outran.
+    """
+    driver = conn.connection.dbapi_connection
+    if conn.dialect.name == "sqlite" and not driver.in_transaction:  # type: ignore[union-attr]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -7,8 +7,9 @@ signals, orders, fills, halts, heartbeats and client sessions, thousands of
 events per transaction. Then, alternating, R times each:
 - baseline: read and decode the whole log through the recorder
   (`select_notifications` pages + `ChainedMapper.decode`), nothing else;
-- rebuild: `tradeledger rebuild` (drop every read model and its tracking,
-  fold the log again, write the rows), exactly as the CLI does it.
+- rebuild: `tradeledger rebuild` (fold the log again into shadow tables of
+  every read model and its tracking, then swap them in), exactly as the CLI
+  does it.
 Both run in this process with the same garbage-collector setting the CLI
 uses. Prints events/s (median of the runs) for both; the last line is the
 rebuild/baseline ratio.

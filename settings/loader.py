@@ -3,15 +3,17 @@
 Precedence, lowest first; each layer replaces whole values (lists are never merged):
 
 1. `settings/default.toml`, shipped next to this module;
-2. the user's TOML file (`settings_file`), which must exist;
+2. the user's TOML or YAML file (`settings_file`: `.toml`, `.yaml`, `.yml`), which must exist;
 3. environment variables `TRADELEDGER_<SECTION>__<KEY>`, e.g.
    `TRADELEDGER_TRADING__FEE_RATE=0` (names without `__` are not settings and are ignored);
 4. `overrides` with dotted keys (`{"database.url": ...}`) from CLI options; None is skipped.
 
-dynaconf reads the TOML files. Environment values and overrides are applied here from
-the given mapping, as plain strings: dynaconf would parse them as TOML and turn a token
-like `007` into a number. Unknown keys in any layer are errors, so a typo cannot be
-silently ignored.
+dynaconf reads the files (`settings/files.py`). Environment values and overrides are
+applied here from the given mapping, as plain strings: dynaconf would parse them as TOML
+and turn a token like `007` into a number. Only an environment value written as a TOML
+string or array is read as one, as dynaconf users write them: `'"1000"'` is the text
+`1000` (so a number where one is expected), `'["ETH/BTC", "LTC/BTC"]'` a list. Unknown
+keys in any layer are errors, so a typo cannot be silently ignored.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import tomllib
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import msgspec
-from dynaconf import Dynaconf
 
-from domain.values import timeframe_seconds
+from domain.sessions import parse_weekly
+from domain.text import MAX_SETTING, recordable
+from domain.values import TIMEFRAME_EXPECTED, timeframe_seconds
+from settings.files import FORMATS, UnreadableFile, read_settings_file
 from settings.model import (
     REDACTED,
     UNKNOWN_KEY,
@@ -40,6 +45,7 @@ from settings.model import (
 DEFAULT_FILE = Path(__file__).parent / "default.toml"
 ENV_PREFIX = "TRADELEDGER_"
 PREDICTORS = ("ensemble", "sma_cross", "logistic", "hoeffding_tree")
+AUTO = "auto"
 DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://")
 
 Parse = Callable[[Any], Any]
@@ -53,7 +59,8 @@ class Rule(NamedTuple):
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(value)
-    return value
+    # Names and symbols are recorded in the log: the same rule as every other recorded text.
+    return recordable("setting", value, max_length=MAX_SETTING)  # InvalidText is a ValueError
 
 
 def _decimal(value: Any) -> Decimal:
@@ -75,6 +82,17 @@ def _integer(value: Any) -> int:
     return int(value)
 
 
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or value.strip().lower() not in _BOOLEANS:  # env and CLI give text
+        raise ValueError(value)
+    return _BOOLEANS[value.strip().lower()]
+
+
 def _float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(value)
@@ -82,6 +100,22 @@ def _float(value: Any) -> float:
     if not math.isfinite(number):
         raise ValueError(value)
     return number
+
+
+def _quote_currency(value: Any) -> str | None:
+    text = _text(value)
+    return None if text == AUTO else text
+
+
+def _calendar(value: Any) -> str:
+    text = _text(value)
+    if text in ("24/7", AUTO) or parse_weekly(text) is not None:
+        return text
+    import exchange_calendars  # only for a named calendar: the import takes about a second
+
+    if text not in exchange_calendars.get_calendar_names():
+        raise ValueError(value)
+    return text
 
 
 def _timeframe(value: Any) -> str:
@@ -115,9 +149,13 @@ def _check(parse: Parse, ok: Callable[[Any], bool]) -> Parse:
     return run
 
 
-_TEXT = Rule(_text, "a non-empty string")
-_SECRET = Rule(_optional(_text), "a non-empty string (quoted in TOML) or unset")
-_SECONDS = Rule(_check(_float, lambda s: s > 0), "a number of seconds > 0")
+_TEXT = Rule(_text, "a non-empty string without control characters")
+_SECRET = Rule(_optional(_text), "a non-empty string (quoted in a file) or unset")
+# Bounds keep every value inside what the code computes with: a wait beyond a day overflows some
+# platform timers, a balance from 1E+16 exceeds the ledger's exact decimals (28 digits, 12 places),
+# a slippage of 100% would sell at a price of zero.
+_SECONDS = Rule(_check(_float, lambda s: 0.001 <= s <= 86400), "a number of seconds from 0.001 to 86400")
+_WINDOW = Rule(_check(_integer, lambda n: 1 <= n <= 1_000_000), "an integer from 1 to 1000000")
 _POSITIVE_DECIMAL = Rule(_check(_decimal, lambda d: d > 0), "a decimal > 0")
 
 RULES: dict[str, Rule] = {
@@ -126,28 +164,33 @@ RULES: dict[str, Rule] = {
         "a URL starting with " + ", ".join(DATABASE_SCHEMES),
     ),
     "trading.account": _TEXT,
-    "trading.quote_currency": _TEXT,
-    "trading.initial_balance": _POSITIVE_DECIMAL,
+    "trading.quote_currency": Rule(_quote_currency, "a currency code such as USD, or auto (the symbols' quote)"),
+    "trading.initial_balance": Rule(
+        _check(_decimal, lambda d: Decimal("1E-8") <= d <= Decimal("1E+12")), "a decimal from 1E-8 to 1E+12"
+    ),
     "trading.symbols": Rule(_check(_list_of(_text), bool), "a non-empty list of symbols"),
-    "trading.timeframe": Rule(_timeframe, "a positive count and a unit m/h/d/w, e.g. 5m"),
+    "trading.timeframe": Rule(_timeframe, TIMEFRAME_EXPECTED),
     "trading.update_interval": _SECONDS,
     "trading.fee_rate": Rule(_check(_decimal, lambda d: 0 <= d < 1), "a decimal >= 0 and < 1"),
-    "trading.slippage_bps": Rule(_check(_decimal, lambda d: d >= 0), "a decimal >= 0"),
+    "trading.slippage_bps": Rule(_check(_decimal, lambda d: 0 <= d < 10_000), "a decimal >= 0 and < 10000"),
     "trading.position_size": Rule(_check(_decimal, lambda d: 0 < d <= 1), "a decimal > 0 and <= 1"),
     "risk.max_daily_loss_percent": _POSITIVE_DECIMAL,
     "risk.max_drawdown_percent": _POSITIVE_DECIMAL,
     "risk.max_consecutive_losses": Rule(_check(_integer, lambda n: n >= 1), "an integer >= 1"),
     "risk.cooldown_candles": Rule(_check(_integer, lambda n: n >= 0), "an integer >= 0"),
+    "risk.exit_on_drawdown": Rule(_boolean, "true or false"),
     "predictor.name": Rule(
         _check(_text, PREDICTORS.__contains__), "one of " + ", ".join(PREDICTORS)
     ),
     "predictor.seed": Rule(_integer, "an integer"),
-    "predictor.fast": Rule(_check(_integer, lambda n: n >= 1), "an integer >= 1"),
-    "predictor.slow": Rule(_check(_integer, lambda n: n >= 1), "an integer >= 1"),
+    "predictor.fast": _WINDOW,
+    "predictor.slow": _WINDOW,
     "agent.heartbeat_interval": _SECONDS,
     "api.host": _TEXT,
     "api.port": Rule(_check(_integer, lambda n: 0 <= n <= 65535), "an integer from 0 to 65535"),
     "api.token": _SECRET,
+    "api.ws_send_queue": Rule(_check(_integer, lambda n: 2 <= n <= 1_000_000), "an integer from 2 to 1000000"),
+    "api.ws_send_timeout": _SECONDS,
     "telegram.token": _SECRET,
     "telegram.allowed_chat_ids": Rule(_list_of(_integer), "a list of integer chat ids"),
     "telegram.base_url": Rule(
@@ -155,6 +198,8 @@ RULES: dict[str, Rule] = {
     ),
     "projections.poll_interval": _SECONDS,
     "projections.health_file": Rule(_optional(_text), "a file path or unset"),
+    "market.calendar": Rule(_calendar, "24/7, auto, weekly sessions such as 'Mon-Fri 14:30-21:00' (UTC) "
+                                       "or an exchange-calendars name such as XNYS"),
 }
 
 
@@ -164,7 +209,7 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge the layers (see the module docstring) and validate; raises SettingsError."""
-    merged = _read_toml(DEFAULT_FILE)
+    merged = read_settings_file(DEFAULT_FILE)
     if settings_file is not None:
         merged.update(_user_file(Path(settings_file)))
     merged.update(_env_layer(os.environ if environ is None else environ))
@@ -174,40 +219,35 @@ def load_settings(
     return _build(merged)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    # loaders=[] stops dynaconf reading os.environ; _env_layer applies the given mapping.
-    conf = Dynaconf(settings_files=[str(path)], loaders=[], core_loaders=["TOML"])
-    return _flatten(conf.as_dict())
-
-
 def _user_file(path: Path) -> dict[str, Any]:
     # dynaconf silently skips missing files and unknown suffixes, which would hide a typo.
-    if not path.is_file() or path.suffix != ".toml":
-        raise SettingsError([SettingsIssue("settings_file", str(path), "an existing .toml file")])
+    if not path.is_file() or path.suffix not in FORMATS:
+        expected = "an existing " + ", ".join(FORMATS) + " file"
+        raise SettingsError([SettingsIssue("settings_file", str(path), expected)])
     try:
-        return _read_toml(path.resolve())
-    except ValueError as error:  # TOMLDecodeError
-        issue = SettingsIssue("settings_file", str(path), f"valid TOML ({error})")
-        raise SettingsError([issue]) from None
+        return read_settings_file(path.resolve())
+    except UnreadableFile as error:
+        raise SettingsError([SettingsIssue("settings_file", str(path), str(error))]) from None
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for name, value in tree.items():
-        key = prefix + name.lower()
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, key + "."))
-        else:
-            flat[key] = value
-    return flat
-
-
-def _env_layer(environ: Mapping[str, str]) -> dict[str, str]:
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     return {
-        name.removeprefix(ENV_PREFIX).lower().replace("__", "."): value
+        name.removeprefix(ENV_PREFIX).lower().replace("__", "."): _env_value(value)
         for name, value in environ.items()
         if name.startswith(ENV_PREFIX) and "__" in name.removeprefix(ENV_PREFIX)
     }
+
+
+def _env_value(text: str) -> Any:
+    """A TOML string or array as dynaconf reads it (`'"1000"'` -> `'1000'`), any other text as is."""
+    if not text.startswith(('"', "'", "[")):
+        return text
+    try:
+        document = tomllib.loads(f"value = {text}")
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return text  # then the key's rule reports the text
+    value = document.get("value")
+    return value if document.keys() == {"value"} and isinstance(value, (str, list)) else text
 
 
 def _build(merged: Mapping[str, Any]) -> Settings:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import reprlib
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -40,7 +41,7 @@ class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 class TradingSettings(msgspec.Struct, frozen=True, kw_only=True):
     account: str
-    quote_currency: str
+    quote_currency: str | None  # None: the traded markets' quote currency (`auto`)
     initial_balance: Decimal
     symbols: tuple[str, ...]
     timeframe: str
@@ -55,6 +56,7 @@ class RiskSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_drawdown_percent: Decimal
     max_consecutive_losses: int
     cooldown_candles: int
+    exit_on_drawdown: bool
 
 
 class PredictorSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +74,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     host: str
     port: int
     token: str | None = None
+    ws_send_queue: int  # messages a WebSocket connection may have waiting before it is closed (4000)
+    ws_send_timeout: float  # seconds one WebSocket send may wait for the peer before it is dropped (4001)
 
 
 class TelegramSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +89,10 @@ class ProjectionsSettings(msgspec.Struct, frozen=True, kw_only=True):
     health_file: str | None = None
 
 
+class MarketSettings(msgspec.Struct, frozen=True, kw_only=True):
+    calendar: str
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseSettings
     trading: TradingSettings
@@ -94,6 +102,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api: ApiSettings
     telegram: TelegramSettings
     projections: ProjectionsSettings
+    market: MarketSettings
 
     def redacted(self) -> dict[str, dict[str, Any]]:
         """Every value by section; secrets are `<secret>` when set and None when unset."""
@@ -123,6 +132,11 @@ def _canonical(value: Any) -> Any:
     return value.normalize() if isinstance(value, Decimal) else value
 
 
+# A bad value is shown abbreviated: a huge or deeply nested one must not flood (or crash) the report.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 160, 160, 60
+
+
 class SettingsIssue(NamedTuple):
     """One bad key. `value` is already safe to show (secrets are `<secret>`)."""
 
@@ -133,7 +147,7 @@ class SettingsIssue(NamedTuple):
     def describe(self) -> str:
         if self.expected.startswith(UNKNOWN_KEY):
             return f"{self.key}: {self.expected}"
-        shown = REDACTED if self.value == REDACTED else repr(self.value)
+        shown = REDACTED if self.value == REDACTED else _SHOWN.repr(self.value)
         return f"{self.key}: expected {self.expected}, got {shown}"
 
 

@@ -46,8 +46,8 @@ def events(container: Container, *types: type) -> list[Any]:
 
 
 @contextmanager
-def serving(container: Container) -> Iterator[str]:
+def serving(container: Container, *, send_buffer: int | None = None) -> Iterator[str]:
     """The container's app under uvicorn on 127.0.0.1 with an ephemeral port; yields the base URL."""
-    with background_server(container.api_app(),
-                           heartbeat_interval=container.settings.agent.heartbeat_interval) as url:
+    with background_server(container.api_app(), heartbeat_interval=container.settings.agent.heartbeat_interval,
+                           send_buffer=send_buffer) as url:
         yield url

@@ -112,6 +112,9 @@ def test_signals_the_prediction_response_and_symbol_in_the_path(api: Api) -> Non
 def test_event_log_pages_and_filters(api: Api) -> None:
     first = get(api, "/api/events", limit=50)
     assert [e["position"] for e in first] == list(range(1, 51))
+    candle = next(e for e in first if e["type"] == "CandleClosed")
+    assert candle["at"].startswith("2024-01-01") and not candle["recorded_at"].startswith("2024"), \
+        "the market's time and the wall clock at append"
     following = get(api, "/api/events", after=50, limit=50)
     assert following[0]["position"] == 51
     only = get(api, "/api/events", type=["OrderFilled", "OrderPlaced"], limit=1000)

@@ -3,63 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import socket
 import threading
 from collections import Counter
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from adapters.api.follower import LAGGED, Subscription, Update
-from adapters.api.messages import Renderer
 from adapters.container import Container
 from domain.gateway import Gateway
 from projections.connections import SESSIONS
 from projections.sql import row_source
+from scripts.synthetic_history import HistoryBuilder
 from tests.apisupport import api_settings, events, project, serving, trade
-
-DEADLINE = 60  # seconds a test may wait for a message before it is declared hung (not a timing assertion)
-
-Message = dict[str, Any]
-
-
-def ws_url(base: str, after: int | None = None) -> str:
-    return base.replace("http://", "ws://") + "/ws" + ("" if after is None else f"?after={after}")
-
-
-async def receive(ws: ClientConnection) -> Message:
-    return json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
-
-
-async def receive_type(ws: ClientConnection, kind: str) -> Message:
-    """The next message of a kind, skipping the live updates in between."""
-    while (message := await receive(ws))["type"] != kind:
-        pass
-    return message
-
-
-async def receive_until(ws: ClientConnection, last: int) -> list[Message]:
-    """Every log message up to position `last`: until a heartbeat says the server has sent that far."""
-    received: list[Message] = []
-    while (message := await receive(ws))["type"] != "heartbeat" or message["position"] < last:
-        if message["type"] not in ("heartbeat", "pong", "subscribed"):
-            received.append(message)
-    return received
-
-
-def expected(container: Container, after: int) -> list[tuple[int, str]]:
-    """What the log says the stream must carry after `after`: (position, type) in order."""
-    renderer = Renderer(lambda _market: ("ETH/BTC", "5m"))
-    messages = renderer.render(container.feed.read(after, 1_000_000))
-    return [(m.position, str(m.__struct_config__.tag)) for m in messages]
-
-
-def sent(messages: list[Message]) -> list[tuple[int, str]]:
-    return [(m["position"], m["type"]) for m in messages]
+from tests.wssupport import (
+    PING,
+    Message,
+    collect,
+    expected,
+    raw_peer,
+    receive,
+    receive_type,
+    receive_until,
+    sent,
+    ws_url,
+)
 
 
 class OtherProcess:
@@ -156,6 +127,45 @@ def expected_while_serving(container: Container, after: int) -> list[tuple[int, 
     return expected(container, after)[:-1]
 
 
+def test_catch_up_racing_live_appends_sends_each_position_once_in_order(sqlite_url: str) -> None:
+    """Clients join with `?after=0` one after another while the log grows: each catch-up (many pages)
+    reads events that the follower also queues for it meanwhile, and only the connection's cursor
+    check keeps them from being sent twice."""
+    with Container(api_settings(sqlite_url)) as container:
+        builder = HistoryBuilder(container.store)
+        builder.extend(1500)  # about 9,000 events: a catch-up of many pages
+        with serving(container) as url:
+            async def client(connected: asyncio.Event, last: asyncio.Future[int]) -> list[Message]:
+                async with connect(ws_url(url, after=0), max_queue=None) as ws:
+                    connected.set()
+                    received: list[Message] = []
+                    collecting = asyncio.create_task(collect(ws, received, last))
+                    await last
+                    await ws.send(PING)
+                    await collecting
+                    return received
+
+            async def scenario() -> tuple[int, list[list[Message]]]:
+                last: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                writing = asyncio.create_task(asyncio.to_thread(
+                    lambda: [builder.extend(2, ticks_per_save=2) for _ in range(300)]))
+                clients = []
+                for _ in range(4):  # each joins once the previous one is connected, all while the writer appends
+                    connected = asyncio.Event()
+                    clients.append(asyncio.create_task(client(connected, last)))
+                    await connected.wait()
+                await writing
+                last.set_result(container.store.head_position())
+                return last.result(), await asyncio.gather(*clients)
+
+            last, results = asyncio.run(scenario())
+        log = expected(container, 0)
+    covered = sum(1 for position, _type in log if position <= last)
+    for received in results:
+        assert sent(received) == log[:len(received)], "each position once, in order, with no gap"
+        assert len(received) >= covered
+
+
 def test_hundreds_of_clients_get_every_update_in_order_and_sessions_return_to_zero(store_url: str) -> None:
     # One process runs the server and all the clients: give the clients' pongs some slack.
     settings = api_settings(store_url, **{"agent.heartbeat_interval": "3"})
@@ -235,10 +245,7 @@ def test_dead_peer_is_closed_and_its_session_recorded(sqlite_url: str) -> None:
     """A peer that completes the handshake and then never answers a ping."""
     with Container(api_settings(sqlite_url, **{"agent.heartbeat_interval": "0.2"})) as container:
         with serving(container) as url:
-            host, port = url.removeprefix("http://").split(":")
-            with socket.create_connection((host, int(port)), timeout=DEADLINE) as peer:
-                peer.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            with raw_peer(url) as peer:
                 while peer.recv(65536):  # read pings and heartbeats, answer nothing, until the server hangs up
                     pass
         (disconnect,) = events(container, Gateway.ClientDisconnected)  # recorded by the handler, before Stopped

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.marketdata import Gap, MarketDataError, load_candles, synthetic_candles
-from domain.errors import InvalidValue
+from adapters.marketdata import MarketDataError, load_candles, synthetic_candles
+from adapters.quality import Gap
 from domain.values import Candle
 
 CANDLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "candles"
@@ -218,10 +218,12 @@ def test_malformed_json_record_is_an_invalid_row(tmp_path: Path) -> None:
     assert [(e.row, e.field) for e in data.report.invalid] == [(2, "record"), (3, "record")]
 
 
-def test_bad_timeframe_argument_names_the_field() -> None:
-    with pytest.raises(InvalidValue) as caught:
-        load_candles(CANDLES / "ETH_BTC-5m.csv", timeframe="5x")
-    assert caught.value.field == "timeframe"
+@pytest.mark.parametrize("timeframe", ["5x", "99999999999w", "53w", "366d", "²m"])
+def test_bad_timeframe_argument_names_the_field(timeframe: str) -> None:
+    with pytest.raises(MarketDataError) as caught:
+        load_candles(CANDLES / "ETH_BTC-5m.csv", timeframe=timeframe)
+    assert caught.value.reason.startswith("timeframe: expected a positive count and a unit m/h/d/w, at most a year")
+    assert repr(timeframe) in caught.value.reason
 
 
 def test_synthetic_candles_are_deterministic_and_valid() -> None:

@@ -16,12 +16,13 @@ from adapters.container import Container
 from adapters.database import create_db_engine
 from adapters.eventfeed import StoreFeed
 from adapters.eventstore import LedgerStore
+from domain.account import Account
 from domain.market import Market
 from projections import sql
 from projections.fold import Fold, Handler, Projection
 from projections.healthview import read_health
 from projections.registry import PROJECTIONS
-from projections.runner import ProjectionRunner, ProjectionStatus
+from projections.runner import PAGE_SIZE, ProjectionRunner, ProjectionStatus
 from projections.verify import verify_projections
 from scripts.synthetic_history import HistoryBuilder
 from settings import load_settings
@@ -80,6 +81,24 @@ def test_two_runners_never_apply_the_same_events_twice(ledger: tuple[LedgerStore
         first.step()  # its folds are behind what is committed: refused, rolled back, reloaded
     first.catch_up()
     second.catch_up()
+    assert_equal_to_a_fresh_fold(engine, feed)
+
+
+def test_projections_at_different_positions_in_one_batch_each_apply_every_event_once(
+        ledger: tuple[LedgerStore, sa.Engine]) -> None:
+    """Each projection starts the batch at its own position, on an event that changes rows if applied twice."""
+    store, engine = ledger
+    feed = StoreFeed(store, engine)
+    events = feed.read(0, 100_000)
+    fills = [i for i, r in enumerate(events) if r.type is Account.OrderFilled]
+    ahead = [p for p in PROJECTIONS if p.name != "connections"]  # connections stays at 0: the batch starts there
+    assert len(fills) > len(ahead)
+    for projection, index in zip(ahead, fills[::len(fills) // len(ahead)], strict=False):
+        ProjectionRunner(feed, engine, (projection,), page_size=index + 1).step()  # up to and with that fill
+    with engine.connect() as conn:
+        assert len({t.position for t in sql.read_tracking(conn, PROJECTIONS).values()}) == len(PROJECTIONS)
+    ProjectionRunner(feed, engine).catch_up()
+    assert len(events) < PAGE_SIZE, "one batch held every projection's position"
     assert_equal_to_a_fresh_fold(engine, feed)
 
 
@@ -146,7 +165,8 @@ def test_a_failing_projection_stops_at_its_event_and_resumes_there(ledger: tuple
         tracking = sql.read_tracking(conn, (*PROJECTIONS, FLAKY))
     head = store.head_position()
     assert tracking["flaky"].position == Flaky.fail_at - 1, "everything before the failing event is kept"
-    assert (tracking["flaky"].error_position, tracking["flaky"].error) == (candles[40], "cannot project this candle")
+    assert (tracking["flaky"].error_position, tracking["flaky"].error) == (candles[40],
+                                                                          "RuntimeError: cannot project this candle")
     assert {t.position for name, t in tracking.items() if name != "flaky"} == {head}, "the others go on"
     report = read_health(engine, head=head, now=projecting.utcnow(), heartbeat_interval=5,
                                     projections=(*PROJECTIONS, FLAKY))

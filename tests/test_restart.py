@@ -1,4 +1,8 @@
-"""SIGKILL the agent process at random moments, restart it, and get exactly the uninterrupted history."""
+"""SIGKILL the agent process at random points of its run, restart it, and get exactly the uninterrupted history.
+
+Each kill waits for a random number of stored candles (counted in the store), never for a time: on a busy
+machine a timed kill can land before the first candle, every time.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from adapters.audit import read_log, verify_log
-from adapters.database import upgrade
+from adapters.database import create_db_engine, upgrade
 from adapters.eventstore import open_store
 from adapters.reproduce import decoded
 from domain.account import Account
@@ -20,6 +26,11 @@ from tests.conftest import CANDLES, ROOT
 
 DATA = CANDLES / "UNITTEST_BTC-1m.csv"
 ROWS = 13681
+KILLS = 4
+DEADLINE = 300  # seconds a backtest may take to reach a kill point or its end before the test is declared hung
+POLL_SECONDS = 0.01  # between counts; the wait returns early when the backtest exits
+CANDLES_STORED = sa.text("SELECT count(*) FROM stored_events WHERE topic = :topic").bindparams(
+    topic=f"{Market.CandleClosed.__module__}:{Market.CandleClosed.__qualname__}")
 
 
 def backtest(url: str) -> subprocess.Popen[bytes]:
@@ -42,13 +53,25 @@ def trading_history(url: str) -> list[tuple[int, dict]]:
         store.close()
 
 
-def candles_recorded(url: str) -> int:
-    upgrade(url)  # a kill may land before the first process migrated the new file
-    store = open_store(url)
-    try:
-        return sum(1 for n in read_log(store) if n.topic.endswith("CandleClosed"))
-    finally:
-        store.close()
+def candles_stored(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(CANDLES_STORED).scalar_one()
+
+
+def kill_after(process: subprocess.Popen[bytes], engine: sa.Engine, candles: int) -> int:
+    """SIGKILL the backtest once the store holds at least `candles` candles; returns how many it holds then."""
+    deadline = time.monotonic() + DEADLINE
+    while candles_stored(engine) < candles:
+        try:
+            process.wait(POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            assert time.monotonic() < deadline, f"the backtest never stored {candles} candles"
+        else:
+            raise AssertionError(f"the backtest exited ({process.returncode}) before {candles} candles: "
+                                 f"{process.stderr.read().decode() if process.stderr else ''}")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return candles_stored(engine)
 
 
 def test_killed_and_restarted_agent_records_every_tick_exactly_once(tmp_path: Path) -> None:
@@ -56,20 +79,17 @@ def test_killed_and_restarted_agent_records_every_tick_exactly_once(tmp_path: Pa
     rng = random.Random(seed)
     killed_url = f"sqlite:///{tmp_path / 'killed.sqlite'}"
     clean_url = f"sqlite:///{tmp_path / 'clean.sqlite'}"
+    upgrade(killed_url)  # the test counts candles in it from the start
+    engine = create_db_engine(killed_url)
     clean = backtest(clean_url)
 
-    progress = []
-    for _ in range(4):
-        process = backtest(killed_url)
-        time.sleep(rng.uniform(1.0, 4.0))
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        progress.append(candles_recorded(killed_url))
+    targets = sorted(rng.sample(range(1, ROWS * 9 // 10), KILLS))
+    progress = [kill_after(backtest(killed_url), engine, target) for target in targets]
     finisher = backtest(killed_url)
-    assert finisher.wait(timeout=300) == 0, finisher.stderr.read().decode() if finisher.stderr else ""
-    assert clean.wait(timeout=300) == 0
+    assert finisher.wait(timeout=DEADLINE) == 0, finisher.stderr.read().decode() if finisher.stderr else ""
+    assert clean.wait(timeout=DEADLINE) == 0
 
-    assert any(0 < p < ROWS for p in progress), f"no kill landed mid-run (seed {seed}, progress {progress})"
+    assert all(0 < p < ROWS for p in progress), f"a kill landed outside the run (seed {seed}, progress {progress})"
     killed, uninterrupted = trading_history(killed_url), trading_history(clean_url)
     assert len(killed) == len(uninterrupted), f"seed {seed}"
     assert killed == uninterrupted, f"seed {seed}: the resumed history differs from the uninterrupted one"
@@ -79,4 +99,5 @@ def test_killed_and_restarted_agent_records_every_tick_exactly_once(tmp_path: Pa
         assert report.ok, report.findings[:3]
     finally:
         store.close()
-    assert candles_recorded(killed_url) == ROWS
+    assert candles_stored(engine) == ROWS
+    engine.dispose()

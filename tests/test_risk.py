@@ -25,22 +25,22 @@ def test_drawdown_halts_with_the_measured_values() -> None:
     risk = RiskMonitor(msgspec.structs.replace(LIMITS, max_daily_loss_percent=Decimal(50)))
     for hour, equity in enumerate(["100", "110", "95", "89"]):
         risk.observe(DAY + timedelta(hours=hour), Decimal(equity))
-    assert risk.breach() is None, "19.09% below the peak is inside the 20% limit"
+    assert risk.breach(None) is None, "19.09% below the peak is inside the 20% limit"
     risk.observe(DAY + timedelta(hours=5), Decimal("87"))
-    breach = risk.breach()
+    breach = risk.breach(None)
     assert breach is not None and breach.metrics["drawdown_percent"] == "20.9091"
     assert breach.metrics["peak"] == "110" and breach.metrics["limit"] == "20"
     risk.halted()
     assert risk.may_resume(DRAWDOWN) is None, "a drawdown halt waits for a person"
-    risk.resumed()
-    assert risk.breach() is None, "resuming restarts the peak at the current equity"
+    risk.resumed(DRAWDOWN)
+    assert risk.breach(None) is None, "a person's resume restarts the peak at the current equity"
 
 
 def test_daily_loss_lifts_when_the_next_utc_day_starts() -> None:
     risk = RiskMonitor(LIMITS)
     risk.observe(DAY, Decimal(100))
     risk.observe(DAY + timedelta(hours=10), Decimal(94))
-    breach = risk.breach()
+    breach = risk.breach(None)
     assert breach is not None and breach.rule == DAILY_LOSS and breach.metrics["day_open"] == "100"
     risk.halted()
     risk.observe(DAY + timedelta(hours=23), Decimal(99))
@@ -54,9 +54,9 @@ def test_a_losing_streak_halts_and_a_cooldown_lifts_it() -> None:
     risk.observe(DAY, Decimal(100))
     for pnl in ("-1", "-1", "2", "-1", "-1"):
         risk.record_round_trip(Decimal(pnl))
-    assert risk.breach() is None, "a win resets the streak"
+    assert risk.breach(None) is None, "a win resets the streak"
     risk.record_round_trip(Decimal("-0.5"))
-    breach = risk.breach()
+    breach = risk.breach(None)
     assert breach is not None and breach.rule == LOSING_STREAK and breach.metrics["losing_streak"] == "3"
     risk.halted()
     for minute in range(1, 4):

@@ -36,7 +36,8 @@ def flat(settings: Settings) -> dict[str, Any]:
 def test_defaults_load_with_exact_types() -> None:
     s = load_settings(environ={})
     assert s.database.url == "sqlite:///var/tradeledger.sqlite"
-    assert (s.trading.account, s.trading.quote_currency) == ("paper", "BTC")
+    assert (s.trading.account, s.trading.quote_currency) == ("paper", None)  # auto: the symbols' quote
+    assert s.market.calendar == "24/7"
     assert s.trading.symbols == ("ETH/BTC",)
     assert s.trading.timeframe == "5m"
     for value, expected in [
@@ -51,7 +52,7 @@ def test_defaults_load_with_exact_types() -> None:
     for value in (s.trading.update_interval, s.agent.heartbeat_interval, s.projections.poll_interval):
         assert type(value) is float
     assert (s.trading.update_interval, s.agent.heartbeat_interval, s.projections.poll_interval) == (1.0, 5.0, 0.5)
-    assert (s.risk.max_consecutive_losses, s.risk.cooldown_candles) == (5, 12)
+    assert (s.risk.max_consecutive_losses, s.risk.cooldown_candles, s.risk.exit_on_drawdown) == (5, 12, True)
     assert (s.predictor.name, s.predictor.seed, s.predictor.fast, s.predictor.slow) == ("ensemble", 42, 10, 20)
     assert (s.api.host, s.api.port, s.api.token) == ("127.0.0.1", 8000, None)
     assert (s.telegram.token, s.telegram.allowed_chat_ids) == (None, ())
@@ -116,6 +117,15 @@ def test_booleans_are_not_numbers(tmp_path: Path) -> None:
     }
 
 
+def test_exit_on_drawdown_is_a_boolean_in_every_layer(tmp_path: Path) -> None:
+    assert load_settings(environ={}).risk.exit_on_drawdown is True
+    assert load_settings(write(tmp_path, "[risk]\nexit_on_drawdown = false\n"), environ={}).risk.exit_on_drawdown is False
+    for text, expected in [("false", False), ("0", False), ("True", True), ("yes", True)]:
+        assert load_settings(environ={"TRADELEDGER_RISK__EXIT_ON_DRAWDOWN": text}).risk.exit_on_drawdown is expected
+    [issue] = error_of(environ={"TRADELEDGER_RISK__EXIT_ON_DRAWDOWN": "maybe"}).errors
+    assert issue.describe() == "risk.exit_on_drawdown: expected true or false, got 'maybe'"
+
+
 def test_every_bad_key_is_reported_in_one_error(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -148,13 +158,14 @@ def test_unknown_override_key_is_reported() -> None:
     assert [e.key for e in error_of(overrides={"predictor.nmae": "x"}).errors] == ["predictor.nmae"]
 
 
-@pytest.mark.parametrize("name", ["missing.toml", "settings.yaml"])
-def test_missing_or_non_toml_file_names_the_path(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["missing.toml", "missing.yaml", "settings.ini"])
+def test_missing_or_unsupported_file_names_the_path(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
-    if name.endswith(".yaml"):
-        path.write_text("trading: {}\n")
+    if name.endswith(".ini"):
+        path.write_text("[trading]\n")
     error = error_of(settings_file=path)
     assert str(path) in str(error) and error.errors[0].key == "settings_file"
+    assert "expected an existing .toml, .yaml, .yml file" in str(error)
 
 
 def test_malformed_toml_is_a_settings_error(tmp_path: Path) -> None:
@@ -188,7 +199,7 @@ def test_secrets_never_appear_in_errors_or_redacted(tmp_path: Path) -> None:
     }
     error = error_of(settings_file=path, environ=environ)
     text = str(error) + repr(error.errors)
-    assert "telegram.token: expected a non-empty string (quoted in TOML) or unset, got <secret>" in str(error)
+    assert "telegram.token: expected a non-empty string (quoted in a file) or unset, got <secret>" in str(error)
     for secret in ("s3cr3t", "424242"):
         assert secret not in text
 

@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -15,13 +17,18 @@ import pytest
 
 from adapters import control, eventlog, projecting
 from adapters.container import Container
+from adapters.telegram.bot import TelegramBot, claimer_id
 from domain.account import Account
+from projections.outbox import Outbox, OutboxRow
 from tests.conftest import ROOT
 from tests.fakebotapi import AcceptThen, Blocked, Drop, FakeBotApi, Flood, ServerError, wait_until
 from tests.telegram_support import (  # noqa: F401 - fixtures
     CHAT,
     OTHER_CHAT,
+    STOP_TIMEOUT,
     TOKEN,
+    bot_for,
+    container,
     fake,
     outbox_rows,
     running_bot,
@@ -134,3 +141,71 @@ def test_a_sender_killed_after_telegram_accepted_an_alert_sends_it_once_more_and
     assert "took back 1 alert(s) claimed by senders that are gone" in second_log
     assert TOKEN not in second_log + (tmp_path / "first.log").read_text()
     assert [e.data["reason"] for e in stopped] == ["stopped on request"], "the killed gateway never said so"
+
+
+class Lockstep:
+    """Makes two senders read the due alerts together: neither claims one before both have read them."""
+
+    def __init__(self) -> None:
+        self.barrier = threading.Barrier(2)
+        self.finishing = False
+        self.broken = 0  # rounds that went ahead alone before the end (the test would prove less)
+
+    def join(self, bot: TelegramBot) -> None:
+        due = bot.outbox.due
+
+        def due_together(now: datetime) -> list[OutboxRow]:
+            rows = due(now)
+            try:
+                self.barrier.wait(timeout=STOP_TIMEOUT)
+            except threading.BrokenBarrierError:
+                self.broken += not self.finishing
+            return rows
+
+        bot.outbox.due = due_together  # type: ignore[method-assign]
+
+    def finish(self) -> None:
+        self.finishing = True
+        self.barrier.abort()
+
+
+@contextmanager
+def serving(bot: TelegramBot) -> Iterator[None]:
+    stop = threading.Event()
+    thread = threading.Thread(target=bot.serve, args=(stop,), name="telegram")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(STOP_TIMEOUT)
+        assert not thread.is_alive(), "the bot did not stop"
+
+
+def test_two_senders_on_one_outbox_send_each_alert_exactly_once_per_chat(container: Container,
+                                                                         fake: FakeBotApi) -> None:
+    """Two bots, as two `tradeledger telegram` replicas, on one outbox. Every round both read the same due
+    alerts before either claims one, so both always try to send the same alert: only the claim decides."""
+    store = container.store
+    store.save(Account.open("paper", "BTC", Decimal(1), at=utcnow()))
+    Outbox(container.engine, container.settings.telegram.allowed_chat_ids).register_chats(
+        head=store.head_position(), at=utcnow())
+    reasons = [f"round {n}" for n in range(6)]
+    for n, reason in enumerate(reasons):
+        (control.resume if n % 2 else control.halt)(store, "paper", reason=reason, by="api", at=utcnow())
+    projecting.runner(container).catch_up()
+    lockstep = Lockstep()
+    bots = [bot_for(container) for _ in range(2)]
+    for number, bot in enumerate(bots):
+        bot.claimer = bot.sender.claimer = f"{claimer_id()}-{number}"  # two processes' claims
+        lockstep.join(bot)
+    with ExitStack() as running:
+        for bot in bots:
+            running.enter_context(serving(bot))
+        wait_until(lambda: [r.status for r in outbox_rows(container)] == ["sent"] * 2 * len(reasons),
+                   timeout=60, what="every alert to be sent")
+        lockstep.finish()
+    expected = [(RESUMED if n % 2 else HALTED).format(reason) for n, reason in enumerate(reasons)]
+    for chat in (CHAT, OTHER_CHAT):
+        assert [t for t in fake.texts(chat) if t.startswith("paper:")] == expected, "each once, in order"
+    assert lockstep.broken == 0

@@ -65,6 +65,8 @@ def create_app(*, store: LedgerStore, engine: sa.Engine, feed: StoreFeed, settin
         reader=reader,
         sessions=SessionLog(store, kind="api", clock=clock),
         heartbeat_interval=settings.agent.heartbeat_interval,
+        send_queue=settings.api.ws_send_queue,
+        send_timeout=settings.api.ws_send_timeout,
         clock=clock,
     )
     read_models = ReadModels(engine, settings.trading.account)

@@ -2,7 +2,9 @@
 
 Every read opens one connection from the engine's pool and returns it when the
 query is done, also when it fails, so a request never holds a connection
-beyond its own query.
+beyond its own query. A read is one snapshot (projections.snapshot): the
+tracking position and every table an answer combines are read as of the same
+commit, and the answer carries that position.
 
 Results are cached by the log position their projection has applied: a read
 first looks up that position (one primary-key lookup) and answers from the
@@ -54,10 +56,12 @@ from projections.portfolio import (
     POSITIONS,
     TRADES,
     AccountRow,
+    PositionRow,
 )
 from projections.registry import PROJECTIONS
 from projections.rows import RowTable
 from projections.signals import SIGNALS, SIGNALS_PROJECTION
+from projections.snapshot import snapshot
 from projections.sql import TRACKING
 
 V = TypeVar("V")
@@ -111,7 +115,7 @@ class ReadModels:
 
     def read(self, projection: str, question: Hashable, query: Callable[[sa.Connection, int], V]) -> V:
         """`query(conn, position)`'s answer as of `projection`'s current position, cached per position."""
-        with self.engine.connect() as conn:
+        with snapshot(self.engine) as conn:
             position = conn.execute(_POSITION, {"name": projection}).scalar()
             position = NEVER_RUN if position is None else position
             hit, answer = self.cache.get(question, position)
@@ -134,14 +138,14 @@ class ReadModels:
         if not found:
             return None
         account: AccountRow = found[0]
-        held = POSITIONS.from_rows(conn.execute(self._where(POSITIONS)))
+        held: list[PositionRow] = POSITIONS.from_rows(conn.execute(self._where(POSITIONS)))
         open_orders = conn.execute(sa.select(sa.func.count()).select_from(ORDERS.table).where(
             ORDERS.table.c.account == self.account, ORDERS.table.c.status == "open")).scalar_one()
         return PortfolioView(
             account=account.account, quote_currency=account.quote_currency,
             initial_balance=account.initial_balance, cash=account.cash, equity=account.equity,
             realised_pnl=account.realised_pnl, unrealised_pnl=sum((p.unrealised_pnl for p in held), Decimal(0)),
-            fees=account.fees,
+            position_value=sum((p.value for p in held), Decimal(0)), fees=account.fees,
             return_percent=(account.equity - account.initial_balance) / account.initial_balance * HUNDRED,
             halted=account.halted, halted_rule=account.halted_rule, halted_reason=account.halted_reason,
             open_orders=open_orders, trades_closed=account.trades_closed, opened_at=account.opened_at,
@@ -209,7 +213,7 @@ class ReadModels:
     def connections(self) -> ConnectionsView:
         return self.read(CONNECTIONS_PROJECTION.name, "connections", self._connections)
 
-    def _connections(self, conn: sa.Connection, _position: int) -> ConnectionsView:
+    def _connections(self, conn: sa.Connection, position: int) -> ConnectionsView:
         sessions = views(SESSIONS, conn.execute(sa.select(SESSIONS.table).order_by(
             SESSIONS.table.c.connected_at)), SessionView)
         running = GATEWAYS.from_rows(conn.execute(sa.select(GATEWAYS.table).where(
@@ -219,7 +223,7 @@ class ReadModels:
             counts[session.gateway_id] = counts.get(session.gateway_id, 0) + 1
         gateways = [GatewayView(gateway_id=g.gateway_id, kind=g.kind, host=g.host, pid=g.pid,
                                 started_at=g.started_at, open_sessions=counts.get(g.gateway_id, 0)) for g in running]
-        return ConnectionsView(open=len(sessions), gateways=gateways, sessions=sessions)
+        return ConnectionsView(open=len(sessions), gateways=gateways, sessions=sessions, position=position)
 
     def health(self, *, head: int | None, now: datetime, heartbeat_interval: float) -> HealthReport:
         """Recomputed when the last report is older than HEALTH_MAX_AGE seconds (by `now`).

@@ -14,6 +14,7 @@ from uuid import UUID
 
 import msgspec
 
+from domain.text import MAX_REASON
 from domain.values import MemberPrediction, OrderType, Prediction, Side
 
 MAX_POSITION = 2**63 - 1  # log positions are 64-bit signed integers in both databases
@@ -21,7 +22,9 @@ MAX_POSITION = 2**63 - 1  # log positions are 64-bit signed integers in both dat
 Topic = Literal["signals", "orders", "fills", "portfolio", "health", "activity"]
 ALL_TOPICS: frozenset[str] = frozenset(Topic.__args__)  # type: ignore[attr-defined]
 
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500, description="why, for the audit log")]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON,
+                                     description="why, for the audit log; no control characters but tab and "
+                                                 "newline (see domain.text)")]
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):
@@ -41,6 +44,7 @@ class PortfolioView(msgspec.Struct, kw_only=True):
     equity: Decimal
     realised_pnl: Decimal
     unrealised_pnl: Decimal
+    position_value: Decimal  # the open positions at their last price (at cost before one): equity - cash
     fees: Decimal
     return_percent: Decimal
     halted: bool
@@ -50,7 +54,7 @@ class PortfolioView(msgspec.Struct, kw_only=True):
     trades_closed: int
     opened_at: datetime
     mark_time: datetime | None
-    position: int  # the log position the portfolio read model has applied
+    position: int  # the log position the portfolio read model has applied; every field is as of it
 
 
 class PositionView(msgspec.Struct, kw_only=True):
@@ -170,6 +174,7 @@ class ConnectionsView(msgspec.Struct, kw_only=True):
     open: int
     gateways: list[GatewayView]  # the gateways still running
     sessions: list[SessionView]
+    position: int  # the log position the connections read model has applied; every field is as of it
 
 
 class ActivityView(msgspec.Struct, kw_only=True):

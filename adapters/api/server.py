@@ -8,7 +8,10 @@ WebSocket limits set here, with the protocol-level meaning:
   peer that has not answered within PING_TIMEOUT_INTERVALS intervals (a dead
   peer); a busy but live client gets that much slack;
 - per-message compression is off: with many clients the CPU it costs is
-  worth more than the bandwidth it saves on small JSON messages.
+  worth more than the bandwidth it saves on small JSON messages;
+- the protocol is uvicorn's own (websockets, sans-I/O), extended so the app
+  can tell whether a send would wait and can drop a peer that stopped reading
+  (adapters.api.wsprotocol).
 
 Once listening, the server moves everything allocated so far (modules, the app,
 caches) out of the garbage collector's reach (`gc.freeze`): with 1,000 open
@@ -28,6 +31,8 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from adapters.api.wsprotocol import AbortableWebSocketProtocol
+
 if TYPE_CHECKING:
     from litestar import Litestar
 
@@ -41,7 +46,8 @@ def server_config(app: Litestar, *, host: str, port: int, heartbeat_interval: fl
         app, host=host, port=port, lifespan="on", log_level="warning", access_log=False,
         ws_max_size=WS_MAX_SIZE, ws_ping_interval=heartbeat_interval,
         ws_ping_timeout=PING_TIMEOUT_INTERVALS * heartbeat_interval,
-        ws_per_message_deflate=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        ws_per_message_deflate=False, ws=AbortableWebSocketProtocol,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 
@@ -66,11 +72,17 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket; port 0 picks a free one (read it back with getsockname)."""
+def bind(host: str, port: int, send_buffer: int | None = None) -> socket.socket:
+    """A listening socket; port 0 picks a free one (read it back with getsockname).
+
+    `send_buffer` fixes the kernel's send buffer of every accepted connection (bytes; the
+    default lets the kernel grow it to megabytes): tests use it to reach a full buffer quickly.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     # Accepted connections inherit it. Without it, a response written in two parts waits for the
     # client's delayed ACK: measured 44 ms per request instead of under 1 ms.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -79,10 +91,10 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 @contextmanager
-def background_server(app: Litestar, *, host: str = "127.0.0.1", port: int = 0,
-                      heartbeat_interval: float = 5.0) -> Iterator[str]:
+def background_server(app: Litestar, *, host: str = "127.0.0.1", port: int = 0, heartbeat_interval: float = 5.0,
+                      send_buffer: int | None = None) -> Iterator[str]:
     """Serve `app` in a thread until the block ends; yields the base URL (http://host:port)."""
-    sock = bind(host, port)
+    sock = bind(host, port, send_buffer)
     settled = threading.Event()  # listening, or failed to start
     server = Server(server_config(app, host=host, port=sock.getsockname()[1],
                                   heartbeat_interval=heartbeat_interval), on_started=settled.set)

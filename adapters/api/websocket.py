@@ -12,9 +12,13 @@ Protocol (docs/api.md has the full description):
   open. Frames over MAX_FRAME_BYTES are refused the same way (uvicorn closes
   the connection only above its own `ws_max_size`, see adapters.api.server).
 
-Each connection runs three tasks (receive, push, heartbeat); the first to end
-ends the connection, and its reason is recorded in the Gateway's
-ClientDisconnected.
+Each connection runs four tasks (receive, push, heartbeat, and the writer of
+its bounded send queue, adapters.api.sendqueue: a message goes straight to the
+socket while the peer keeps up); the first to end ends the connection, and its
+reason is recorded in the Gateway's ClientDisconnected.
+A peer that does not keep up is closed with 4000 (fell behind by
+`api.ws_send_queue` messages) or dropped with 4001 recorded (took no data for
+`api.ws_send_timeout` seconds).
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from litestar.exceptions import WebSocketDisconnect
 
 from adapters.api.follower import LAGGED, FollowerStopped, LogFollower, LogReader, Subscription, Update
 from adapters.api.schemas import ALL_TOPICS, MAX_POSITION, Topic
+from adapters.api.sendqueue import ABORT, CLOSE_STOPPED_READING, EXTENSION, SendQueue, SlowConsumer, never
 from adapters.api.sessions import SessionLog, SessionLogClosed
+from domain.text import MAX_PEER, InvalidText, recordable
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +95,14 @@ class BadInput(Exception):
 
 @dataclass(frozen=True)
 class LiveStream:
-    """What every connection handler shares: the follower, the log reader, the session log, the clock."""
+    """What every connection handler shares: the follower, the log reader, the session log, the limits."""
 
     follower: LogFollower
     reader: LogReader
     sessions: SessionLog
     heartbeat_interval: float
+    send_queue: int  # api.ws_send_queue
+    send_timeout: float  # api.ws_send_timeout
     clock: Callable[[], datetime]
 
 
@@ -106,14 +114,17 @@ class Connection:
     def __init__(self, socket: WebSocket, stream: LiveStream, cursor: int) -> None:
         self.socket = socket
         self.stream = stream
-        self.cursor = cursor  # every message up to this position has been sent or filtered out
+        self.cursor = cursor  # every message up to this position has been queued or filtered out
         self.topics: frozenset[str] = ALL_TOPICS
-        self.send_lock = asyncio.Lock()
+        self.server: dict[str, Any] | None = (socket.scope.get("extensions") or {}).get(EXTENSION)
+        self.outgoing = SendQueue(self.send, limit=stream.send_queue, timeout=stream.send_timeout,
+                                  writable=self.server["writable"] if self.server else never)
 
     async def run(self, subscription: Subscription) -> str:
-        """Serve until the client leaves, the server stops or a send fails; returns why."""
+        """Serve until the client leaves, the server stops, the peer does not keep up or a send fails; why."""
         receiving = asyncio.create_task(self.receive())
-        tasks = [receiving, asyncio.create_task(self.push(subscription)), asyncio.create_task(self.beat())]
+        tasks = [receiving, asyncio.create_task(self.push(subscription)), asyncio.create_task(self.beat()),
+                 asyncio.create_task(self.outgoing.write())]
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
@@ -123,10 +134,31 @@ class Connection:
             return receiving.result()  # the client's own close explains a failed send at the same moment
         stopped = next((e for e in errors if isinstance(e, FollowerStopped)), None)
         if stopped is not None:
-            with contextlib.suppress(Exception):
-                await self.socket.close(CLOSE_GOING_AWAY, "server shutting down")
+            await self.close(CLOSE_GOING_AWAY, "server shutting down")
             return f"server stopped: {stopped.reason}"
+        slow = next((e for e in errors if isinstance(e, SlowConsumer)), None)
+        if slow is not None:
+            # A peer that stopped reading cannot take a close frame either: drop it at once.
+            await (self.abort() if slow.code == CLOSE_STOPPED_READING else self.close(slow.code, slow.reason))
+            return str(slow)
         return f"connection lost: {errors[0]}"
+
+    async def close(self, code: int, reason: str) -> None:
+        """A close frame; when the peer takes none within the send timeout, the connection is dropped."""
+        try:
+            async with asyncio.timeout(self.stream.send_timeout):
+                await self.socket.close(code, reason)
+        except TimeoutError:
+            await self.abort()
+        except Exception:  # noqa: BLE001 - the peer is gone already: nothing left to close
+            log.debug("closing a connection that had ended", exc_info=True)
+
+    async def abort(self) -> None:
+        if self.server is None:
+            log.warning("cannot drop a WebSocket connection: the server does not offer %s", EXTENSION)
+            return
+        with contextlib.suppress(Exception):  # already gone: nothing to drop
+            await self.socket.send({"type": ABORT})  # type: ignore[typeddict-item]
 
     # -- server to client ---------------------------------------------------
 
@@ -139,21 +171,27 @@ class Connection:
                 assert isinstance(update, Update)
                 await self.deliver(update)
 
+    async def deliver(self, update: Update) -> None:
+        """A live update: sent or queued now, or the connection ends (it fell behind)."""
+        for text in self.unsent(update):
+            await self.outgoing.put(text)
+        self.cursor = max(self.cursor, update.last)
+
     async def catch_up(self) -> None:
-        """Send everything after the cursor from the log, up to the head as it is now."""
+        """Send everything after the cursor from the log, up to the head as it is now, at the peer's pace."""
         while True:
             update = await asyncio.to_thread(self.stream.reader.read, self.cursor)
             if update.last <= self.cursor:
                 return
-            await self.deliver(update)
+            for text in self.unsent(update):
+                await self.outgoing.put_paced(text)
+            self.cursor = update.last  # only now: a notice queued meanwhile must not claim the whole page
 
-    async def deliver(self, update: Update) -> None:
-        # Positions at or before the cursor were already sent (by the catch-up or an
+    def unsent(self, update: Update) -> list[str]:
+        # Positions at or before the cursor were already queued (by the catch-up or an
         # earlier page): skipping them is what makes catch-up + live gap- and duplicate-free.
-        for message in update.messages:
-            if message.position > self.cursor and not message.topics.isdisjoint(self.topics):
-                await self.send(message.text)
-        self.cursor = max(self.cursor, update.last)
+        return [message.text for message in update.messages
+                if message.position > self.cursor and not message.topics.isdisjoint(self.topics)]
 
     async def beat(self) -> None:
         # A random phase: connections opened together (a server restart, a load test) must not
@@ -164,12 +202,11 @@ class Connection:
             await asyncio.sleep(self.stream.heartbeat_interval)
 
     async def notice(self, kind: Literal["pong", "heartbeat", "subscribed", "error"], data: dict[str, Any]) -> None:
-        await self.send(notice_text(kind, self.cursor, self.stream.clock(), data))
+        await self.outgoing.put(notice_text(kind, self.cursor, self.stream.clock(), data))
 
     async def send(self, text: str) -> None:
         try:
-            async with self.send_lock:
-                await self.socket.send_text(text)
+            await self.socket.send_text(text)
         except (WebSocketDisconnect, OSError, RuntimeError) as error:
             raise SendFailed(f"send failed: {type(error).__name__}") from error
 
@@ -233,7 +270,12 @@ def parse_after(raw: str | None) -> int | None:
 async def live_updates(socket: WebSocket, stream: NamedDependency[LiveStream]) -> None:
     await socket.accept()
     client = socket.client
-    peer = f"{client.host}:{client.port}" if client else "unknown"
+    try:  # recorded in the session: behind a proxy, the host is what X-Forwarded-For says
+        peer = recordable("peer", f"{client.host}:{client.port}" if client else "unknown", max_length=MAX_PEER)
+    except InvalidText as error:
+        log.warning("refused a WebSocket connection: %s", error)
+        await socket.close(CLOSE_POLICY, "invalid peer address")
+        return
     try:
         session = await stream.sessions.connect(channel="websocket", peer=peer)
     except Exception:

@@ -1,5 +1,9 @@
 """Bot commands: answers read from the read models; /halt and /resume append the same events as the API.
 
+Every message is first checked by the rule for recorded text (domain.text):
+control characters (but tab and newline) or more than 4096 characters get a
+reply saying what is wrong, and nothing is recorded, not even a refusal.
+
 Only chats in `telegram.allowed_chat_ids` are answered. A command from any
 other chat does nothing but get a refusal and a `Gateway.CommandRefused`
 event (chat, user, command, reason). Commands addressed to another bot in a
@@ -27,6 +31,7 @@ from adapters.api.queries import ReadModels
 from adapters.eventstore import LedgerStore
 from adapters.telegram.gateway import GatewayLog, chat_peer
 from domain.errors import AlreadyHalted, NotHalted
+from domain.text import MAX_COMMAND, MAX_MESSAGE, MAX_REASON, InvalidText, recordable
 from projections.alerts import shown, signed
 from projections.health import HealthReport
 from projections.healthview import read_health
@@ -37,8 +42,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 TRADES_SHOWN = 10
 DAYS_SHOWN = 7
-MAX_REASON = 500  # as the API's control endpoints
-MAX_COMMAND = 64  # what a refusal records of an unknown sender's text
 
 
 class Request(NamedTuple):
@@ -91,6 +94,11 @@ class Commands:
         message, chat = update.effective_message, update.effective_chat
         if message is None or chat is None or not message.text:
             return
+        try:  # before anything else: the text of every command may be recorded (a refusal, a reason)
+            recordable("message", message.text, max_length=MAX_MESSAGE)
+        except InvalidText as error:
+            await message.reply_text(f"refused, nothing was done: {error}", do_quote=True)
+            return
         parsed = parse(message.text, context.bot.username)
         if parsed is None:
             return
@@ -106,6 +114,8 @@ class Commands:
         log.info("/%s from chat %s", name, chat.id)
         try:
             text = await asyncio.to_thread(spec.reply, Request(chat.id, args))
+        except InvalidText as error:
+            text = f"refused, nothing was done: {error}"
         except Exception as error:  # noqa: BLE001 - logged with its traceback; the chat learns it failed
             log.exception("/%s from chat %s failed", name, chat.id)
             text = f"/{name} failed: {type(error).__name__}; the bot's log has the details"
@@ -205,14 +215,15 @@ class Commands:
                            heartbeat_interval=self.settings.agent.heartbeat_interval)
 
     def halt(self, request: Request) -> str:
-        reason = " ".join(request.args)[:MAX_REASON] or "halted from Telegram"
+        reason = " ".join(request.args) or "halted from Telegram"
         return self.control(control.halt, request, reason, "trading halted: no new entries")
 
     def resume(self, request: Request) -> str:
-        reason = " ".join(request.args)[:MAX_REASON] or "resumed from Telegram"
+        reason = " ".join(request.args) or "resumed from Telegram"
         return self.control(control.resume, request, reason, "trading resumed")
 
     def control(self, command: Callable[..., int], request: Request, reason: str, done: str) -> str:
+        reason = recordable("reason", reason, max_length=MAX_REASON)  # InvalidText: the reply says what is wrong
         try:
             position = command(self.store, self.account, reason=reason, by=f"telegram:{request.chat_id}",
                                at=self.clock())

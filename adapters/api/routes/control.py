@@ -22,9 +22,11 @@ from litestar.status_codes import HTTP_409_CONFLICT, HTTP_503_SERVICE_UNAVAILABL
 from adapters import control
 from adapters.api.deps import ClockDep, SettingsDep, StoreDep
 from adapters.api.errors import documented
+from adapters.api.routes.params import recorded_text
 from adapters.api.schemas import ControlRequest, ControlResult
 from adapters.eventstore import LedgerStore
 from domain.errors import AlreadyHalted, NotHalted
+from domain.text import MAX_REASON
 from settings import Settings
 
 BY = "api"
@@ -50,6 +52,7 @@ def require_token(connection: ASGIConnection[Any, Any, Any, Any], _handler: Base
 
 def run_command(command: Callable[..., int], store: LedgerStore, settings: Settings, reason: str,
                 at: datetime) -> int:
+    reason = recorded_text("reason", reason, MAX_REASON)
     try:
         return command(store, settings.trading.account, reason=reason, by=BY, at=at)
     except (AlreadyHalted, NotHalted, control.AccountMissing) as error:

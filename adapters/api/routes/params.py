@@ -9,6 +9,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 
 from adapters.api.schemas import MAX_POSITION
+from domain.text import InvalidText, recordable
 
 MAX_LIMIT = 1000
 
@@ -20,6 +21,14 @@ After = Annotated[int, QueryParameter(ge=0, le=MAX_POSITION,
 def bad_request(field: str, message: str) -> ValidationException:
     """Raised like Litestar's own validation errors, so every 400 has the same shape."""
     return ValidationException(detail=f"{field}: {message}", extra=[{"key": field, "message": message}])
+
+
+def recorded_text(field: str, value: str, max_length: int) -> str:
+    """Text that will be recorded in the log: 400 naming the field unless `domain.text` accepts it."""
+    try:
+        return recordable(field, value, max_length=max_length)
+    except InvalidText as error:
+        raise bad_request(error.field, error.problem) from None
 
 
 def utc(field: str, value: datetime | None) -> datetime | None:
