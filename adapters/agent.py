@@ -21,23 +21,24 @@ from decimal import Decimal
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
-from adapters.broker import PaperBroker
-from adapters.calendars import sessions_for
-from adapters.eventlog import to_record
-from adapters.eventstore import LedgerStore
-from adapters.feeds import live_feed
-from adapters.markets import quote_currency, quote_of
-from adapters.models import build_predictor
-from adapters.reproduce import replay_log
-from domain.account import Account
-from domain.agent_run import AgentRun
-from domain.features import FeatureEngine
-from domain.ids import market_id
-from domain.market import Market
-from domain.risk import RiskLimits
-from domain.trader import MarketModel, Signal, Sizing, Trader
-from domain.values import Candle
-from settings import Settings
+from tradeledger.adapters.broker import PaperBroker
+from tradeledger.adapters.calendars import sessions_for
+from tradeledger.adapters.eventlog import to_record
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.adapters.feeds import live_feed
+from tradeledger.adapters.markets import quote_currency, quote_of
+from tradeledger.adapters.models import build_predictor
+from tradeledger.adapters.reproduce import replay_log
+from tradeledger.adapters.topics import stored_topics
+from tradeledger.domain.account import Account
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.features import FeatureEngine
+from tradeledger.domain.ids import market_id
+from tradeledger.domain.market import Market
+from tradeledger.domain.risk import RiskLimits
+from tradeledger.domain.trader import MarketModel, Signal, Sizing, Trader
+from tradeledger.domain.values import Candle
+from tradeledger.settings import Settings
 
 VERSION = "0.1.0"
 MAX_CONFLICT_RETRIES = 20
@@ -65,8 +66,7 @@ def decision_config(settings: Settings) -> dict[str, str]:
 
 def recorded_decision_config(store: LedgerStore) -> dict[str, str] | None:
     """The decision settings of the first agent run in this store, if any ran."""
-    topic = f"{AgentRun.Started.__module__}:{AgentRun.Started.__qualname__}"
-    first = store.recorder.select_notifications(start=0, limit=1, topics=[topic], inclusive_of_start=False)
+    first = store.recorder.select_notifications(start=0, limit=1, topics=stored_topics(AgentRun.Started), inclusive_of_start=False)
     return {**ADDED_DECISION_DEFAULTS, **to_record(first[0]).data["decision_config"]} if first else None
 
 

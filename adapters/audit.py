@@ -15,8 +15,8 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import Notification
 
-from adapters.eventstore import GENESIS, ChainedMapper, LedgerStore, chain_digest, split_state
-from domain.account import Account
+from tradeledger.adapters.eventstore import GENESIS, ChainedMapper, LedgerStore, chain_digest, split_state
+from tradeledger.domain.account import Account
 
 PAGE = 5000
 

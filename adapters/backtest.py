@@ -13,14 +13,14 @@ from decimal import Decimal
 
 import msgspec
 
-from adapters.agent import Agent
-from adapters.eventstore import LedgerStore
-from adapters.quality import QualityReport
-from domain.values import Candle
-from projections.portfolio import EQUITY, PORTFOLIO, TradeRow, portfolio_view
-from projections.replay import replay
-from projections.runner import EventFeed
-from settings import Settings
+from tradeledger.adapters.agent import Agent
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.adapters.quality import QualityReport
+from tradeledger.domain.values import Candle
+from tradeledger.projections.portfolio import EQUITY, PORTFOLIO, TradeRow, portfolio_view
+from tradeledger.projections.replay import replay
+from tradeledger.projections.runner import EventFeed
+from tradeledger.settings import Settings
 
 HUNDRED = Decimal(100)
 PERCENT = Decimal("0.01")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
 
-from domain.account import Order, money
-from domain.trader import QUANTITY_QUANTUM, Fill
-from domain.values import Candle, Side
+from tradeledger.domain.account import Order, money
+from tradeledger.domain.trader import QUANTITY_QUANTUM, Fill
+from tradeledger.domain.values import Candle, Side
 
 PRICE_QUANTUM = Decimal("1e-10")
 

@@ -28,8 +28,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from domain.sessions import ALWAYS_OPEN, DAY, Hours, Period, Sessions, SessionTable, WeeklySessions, parse_weekly
-from domain.values import Candle
+from tradeledger.domain.sessions import ALWAYS_OPEN, DAY, Hours, Period, Sessions, SessionTable, WeeklySessions, parse_weekly
+from tradeledger.domain.values import Candle
 
 if TYPE_CHECKING:
     import pandas  # exchange-calendars' schedules; imported with it, only when a calendar is built

@@ -14,17 +14,17 @@ from typing import Any, NamedTuple
 import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters import audit, eventlog, projecting
-from adapters import backtest
-from adapters.agent import Agent, AgentError, build_trader, recorded_settings, run_live
-from adapters.calendars import CalendarError
-from adapters.marketdata import MarketDataError, load_candles
-from adapters.markets import MarketSettingsError, data_settings, feed_settings
-from adapters.progress import Progress, stop_on_signals
-from adapters.reproduce import reproduce
-from adapters.container import Container
-from projections.rebuild import RebuildFailed
-from settings import SettingsError, load_settings
+from tradeledger.adapters import audit, eventlog, projecting
+from tradeledger.adapters import backtest
+from tradeledger.adapters.agent import Agent, AgentError, build_trader, recorded_settings, run_live
+from tradeledger.adapters.calendars import CalendarError
+from tradeledger.adapters.marketdata import MarketDataError, load_candles
+from tradeledger.adapters.markets import MarketSettingsError, data_settings, feed_settings
+from tradeledger.adapters.progress import Progress, stop_on_signals
+from tradeledger.adapters.reproduce import reproduce
+from tradeledger.adapters.container import Container
+from tradeledger.projections.rebuild import RebuildFailed
+from tradeledger.settings import SettingsError, load_settings
 
 Handler = Callable[[argparse.Namespace, Container], int]
 RUN_HOUSEKEEPING_SECONDS = 5.0  # `run`: how often the projector closes the sessions of dead gateways
@@ -215,7 +215,7 @@ def run_command(args: argparse.Namespace, container: Container) -> int:
 
 
 def _serve(container: Container, *, on_exit: Callable[[], None]) -> int:
-    from adapters.api.server import serve_foreground  # Litestar and uvicorn are slow to import (0.2 s)
+    from tradeledger.adapters.api.server import serve_foreground  # Litestar and uvicorn are slow to import (0.2 s)
 
     api = container.settings.api
     try:
@@ -310,7 +310,7 @@ def replay_command(args: argparse.Namespace, container: Container) -> int:
          option("--out", required=True, metavar="DIR", help="directory for the files"),
          option("--format", choices=("parquet", "csv"), default="parquet", help="file format (default parquet)"))
 def export_command(args: argparse.Namespace, container: Container) -> int:
-    from adapters.export import export  # polars is slow to import, and only this command needs it
+    from tradeledger.adapters.export import export  # polars is slow to import, and only this command needs it
 
     projecting.bulk_gc()
     projecting.runner(container).catch_up()

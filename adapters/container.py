@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from adapters import database
-from adapters.eventfeed import StoreFeed
-from adapters.eventstore import Clock, LedgerStore, open_store, utc_now
-from settings import Settings
+from tradeledger.adapters import database
+from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventstore import Clock, LedgerStore, open_store, utc_now
+from tradeledger.settings import Settings
 
 if TYPE_CHECKING:
     from litestar import Litestar
 
-    from adapters.telegram.bot import TelegramBot
+    from tradeledger.adapters.telegram.bot import TelegramBot
 
 
 class Container:
@@ -44,13 +44,13 @@ class Container:
 
     def api_app(self) -> Litestar:
         # Imported here: only `serve` and `run` need Litestar, and it is slow to import for every command.
-        from adapters.api.app import create_app
+        from tradeledger.adapters.api.app import create_app
 
         return create_app(store=self.store, engine=self.engine, feed=self.feed, settings=self.settings)
 
     def telegram_bot(self) -> TelegramBot:
         # Imported here: only `telegram` and `run` with a token need python-telegram-bot.
-        from adapters.telegram.bot import TelegramBot
+        from tradeledger.adapters.telegram.bot import TelegramBot
 
         return TelegramBot(store=self.store, engine=self.engine, settings=self.settings)
 

@@ -13,10 +13,10 @@ from datetime import datetime
 
 from eventsourcing.persistence import IntegrityError
 
-from adapters.eventstore import LedgerStore
-from domain.account import Account
-from domain.errors import DomainError
-from domain.ids import account_id
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.domain.account import Account
+from tradeledger.domain.errors import DomainError
+from tradeledger.domain.ids import account_id
 
 MAX_ATTEMPTS = 50
 MANUAL_RULE = "manual"

@@ -26,8 +26,8 @@ from uuid import UUID
 import sqlalchemy as sa
 from eventsourcing.utils import resolve_topic
 
-from adapters.eventstore import DIGEST_SIZE, ChainedMapper, LedgerStore, recorded_times
-from projections.fold import Recorded, Undecodable
+from tradeledger.adapters.eventstore import DIGEST_SIZE, ChainedMapper, LedgerStore, recorded_times
+from tradeledger.projections.fold import Recorded, Undecodable
 
 logger = logging.getLogger(__name__)
 

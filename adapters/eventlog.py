@@ -14,29 +14,12 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import Notification
 
-from adapters.audit import read_log
-from adapters.eventstore import ChainedMapper, LedgerStore, recorded_times, split_state
-from domain.account import Account
-from domain.agent_run import AgentRun
-from domain.gateway import Gateway
-from domain.market import Market
+from tradeledger.adapters.audit import read_log
+from tradeledger.adapters.topics import event_types
+from tradeledger.adapters.eventstore import ChainedMapper, LedgerStore, recorded_times, split_state
 
-AGGREGATES = (Account, Market, AgentRun, Gateway)
 MAX_PAGE = 10_000
-
-
-def _event_classes() -> dict[str, list[str]]:
-    """Short event type name (`OrderFilled`) -> stored topics (`Stopped` has two streams)."""
-    types: dict[str, list[str]] = {}
-    for aggregate in AGGREGATES:
-        for name, member in vars(aggregate).items():
-            if isinstance(member, type) and issubclass(member, aggregate.Event | aggregate.Created) \
-                    and name not in ("Event", "Created"):
-                types.setdefault(name, []).append(f"{member.__module__}:{member.__qualname__}")
-    return types
-
-
-EVENT_TYPES = _event_classes()
+EVENT_TYPES = event_types()
 
 
 class EventRecord(msgspec.Struct, frozen=True, kw_only=True):

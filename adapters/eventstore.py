@@ -45,6 +45,8 @@ from eventsourcing.persistence import (
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic, resolve_topic
 
+from tradeledger.adapters import topics  # noqa: F401 - registers the topics of stores written by 0.1.0
+
 DIGEST_SIZE = 32
 GENESIS = bytes(DIGEST_SIZE)
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version"})
@@ -110,6 +112,11 @@ class MsgspecTranscoder(Transcoder):
 
 
 @lru_cache(maxsize=None)
+def current_topic(topic: str) -> str:
+    return get_topic(resolve_topic(topic))
+
+
+@lru_cache(maxsize=None)
 def state_decoder(event_class: type) -> msgspec.json.Decoder[Any]:
     hints = typing.get_type_hints(event_class)
     fields = [
@@ -152,6 +159,8 @@ class ChainedMapper(Mapper[UUID]):
         state = msgspec.structs.asdict(decoded)  # in C: a third faster than a getattr loop per field
         state["originator_id"] = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
         state["originator_version"] = version
+        if "originator_topic" in state:  # a created event of 0.1.0 names its aggregate by the old topic
+            state["originator_topic"] = current_topic(state["originator_topic"])
         event = object.__new__(cls)
         object.__setattr__(event, "__dict__", state)
         return event

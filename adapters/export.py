@@ -24,11 +24,11 @@ import msgspec
 import polars as pl
 import sqlalchemy as sa
 
-from adapters.eventlog import EventRecord
-from projections import sql
-from projections.portfolio import EQUITY, FILLS, ORDERS, TRADES
-from projections.rows import RowTable
-from projections.signals import SIGNALS
+from tradeledger.adapters.eventlog import EventRecord
+from tradeledger.projections import sql
+from tradeledger.projections.portfolio import EQUITY, FILLS, ORDERS, TRADES
+from tradeledger.projections.rows import RowTable
+from tradeledger.projections.signals import SIGNALS
 
 Format = Literal["parquet", "csv"]
 EXPORTS: dict[str, RowTable[Any]] = {"orders": ORDERS, "fills": FILLS, "trades": TRADES, "signals": SIGNALS,

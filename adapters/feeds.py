@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
-from adapters.marketdata import load_candles, synthetic_candles
-from adapters.reproduce import decoded
-from adapters.eventstore import LedgerStore
-from domain.market import Market
-from domain.values import Candle, timeframe_delta
+from tradeledger.adapters.marketdata import load_candles, synthetic_candles
+from tradeledger.adapters.reproduce import decoded
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.adapters.topics import stored_topics
+from tradeledger.domain.market import Market
+from tradeledger.domain.values import Candle, timeframe_delta
 
 WARMUP_CANDLES = 120
 
@@ -29,8 +30,7 @@ def file_feed(path: str) -> Iterator[Candle]:
 def synthetic_start(store: LedgerStore, timeframe: str, now: datetime) -> datetime:
     """Where the demo market begins: at its first recorded candle, so a restart regenerates the same
     series and skips what is recorded; on a fresh store a warm-up's worth of candles before now."""
-    topic = f"{Market.CandleClosed.__module__}:{Market.CandleClosed.__qualname__}"
-    first = store.recorder.select_notifications(start=0, limit=1, topics=[topic], inclusive_of_start=False)
+    first = store.recorder.select_notifications(start=0, limit=1, topics=stored_topics(Market.CandleClosed), inclusive_of_start=False)
     if first:
         [(event, _)] = list(decoded(first))
         return event.open_time

@@ -53,12 +53,12 @@ from typing import NamedTuple
 import msgspec
 import polars as pl
 
-from adapters.calendars import CalendarError, resolve_calendar
-from adapters.quality import InvalidRow, QualityReport, find_gaps
-from domain.errors import InvalidValue
-from domain.features import FEATURE_NAMES, FeatureEngine
-from domain.sessions import ALWAYS_OPEN
-from domain.values import Candle, require_open_time, require_utc, timeframe_delta, timeframe_seconds
+from tradeledger.adapters.calendars import CalendarError, resolve_calendar
+from tradeledger.adapters.quality import InvalidRow, QualityReport, find_gaps
+from tradeledger.domain.errors import InvalidValue
+from tradeledger.domain.features import FEATURE_NAMES, FeatureEngine
+from tradeledger.domain.sessions import ALWAYS_OPEN
+from tradeledger.domain.values import Candle, require_open_time, require_utc, timeframe_delta, timeframe_seconds
 
 TIME_COLUMNS = ("date", "datetime", "time", "timestamp", "open_time")
 VALUE_COLUMNS = ("open", "high", "low", "close", "volume")

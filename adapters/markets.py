@@ -18,9 +18,9 @@ from collections.abc import Iterable
 
 import msgspec
 
-from adapters.calendars import sessions_for
-from adapters.marketdata import MarketData, load_candles
-from settings import Settings
+from tradeledger.adapters.calendars import sessions_for
+from tradeledger.adapters.marketdata import MarketData, load_candles
+from tradeledger.settings import Settings
 
 
 class MarketSettingsError(ValueError):

@@ -23,10 +23,10 @@ import river
 from river import linear_model, optim, preprocessing, tree
 from river.base import Classifier
 
-from domain.errors import InvalidValue
-from domain.features import Features
-from domain.predictors import Ensemble, Predictor, SmaCross
-from domain.values import Decision, Prediction
+from tradeledger.domain.errors import InvalidValue
+from tradeledger.domain.features import Features
+from tradeledger.domain.predictors import Ensemble, Predictor, SmaCross
+from tradeledger.domain.values import Decision, Prediction
 
 MODEL_FEATURES: tuple[str, ...] = (
     "return_1",

@@ -20,21 +20,21 @@ from uuid import UUID
 import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.audit import Finding
-from adapters.container import Container
-from adapters.eventfeed import StoreFeed
-from adapters.healthfile import HealthFile
-from projections import rebuild as rebuilding
-from projections import sql
-from projections.connections import GATEWAYS, close_dead_gateways
-from projections.fold import Projection
-from projections.health import AgentHealth, HealthReport, assess, stopped_text
-from projections.healthview import read_health
-from projections.portfolio import PORTFOLIO, PortfolioView, portfolio_view
-from projections.registry import PROJECTIONS, select
-from projections.replay import replay
-from projections.runner import PAGE_SIZE, ProjectionRunner, ProjectionStatus
-from projections.verify import ProjectionCheck, verify_projections
+from tradeledger.adapters.audit import Finding
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.healthfile import HealthFile
+from tradeledger.projections import rebuild as rebuilding
+from tradeledger.projections import sql
+from tradeledger.projections.connections import GATEWAYS, close_dead_gateways
+from tradeledger.projections.fold import Projection
+from tradeledger.projections.health import AgentHealth, HealthReport, assess, stopped_text
+from tradeledger.projections.healthview import read_health
+from tradeledger.projections.portfolio import PORTFOLIO, PortfolioView, portfolio_view
+from tradeledger.projections.registry import PROJECTIONS, select
+from tradeledger.projections.replay import replay
+from tradeledger.projections.runner import PAGE_SIZE, ProjectionRunner, ProjectionStatus
+from tradeledger.projections.verify import ProjectionCheck, verify_projections
 
 logger = logging.getLogger(__name__)
 

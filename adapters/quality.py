@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import msgspec
 
-from domain.sessions import ALWAYS_OPEN, Sessions
-from domain.values import Candle
+from tradeledger.domain.sessions import ALWAYS_OPEN, Sessions
+from tradeledger.domain.values import Candle
 
 FIRST_GAPS = 3  # shown in the one-line gap summary
 FIRST_ROWS = 10  # row problems shown without --verbose

@@ -18,13 +18,13 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import Notification
 
-from adapters.audit import read_log
-from adapters.eventstore import ChainedMapper, LedgerStore, split_state
-from domain.account import Account
-from domain.errors import DomainError
-from domain.market import Market
-from domain.risk import RISK
-from domain.trader import Trader
+from tradeledger.adapters.audit import read_log
+from tradeledger.adapters.eventstore import ChainedMapper, LedgerStore, split_state
+from tradeledger.domain.account import Account
+from tradeledger.domain.errors import DomainError
+from tradeledger.domain.market import Market
+from tradeledger.domain.risk import RISK
+from tradeledger.domain.trader import Trader
 
 Event = Any
 

@@ -23,9 +23,9 @@ from uuid import UUID
 import msgspec
 from eventsourcing.domain import Aggregate
 
-from domain import errors, ids
-from domain.aggregate import LedgerAggregate
-from domain.values import JournalLine, OrderType, Side, require_utc
+from tradeledger.domain import errors, ids
+from tradeledger.domain.aggregate import LedgerAggregate
+from tradeledger.domain.values import JournalLine, OrderType, Side, require_utc
 
 # Money is rounded once, here, so every posting is exact and the journal balances.
 MONEY_QUANTUM = Decimal("1e-12")

@@ -6,10 +6,10 @@ from datetime import datetime
 
 from eventsourcing.domain import Aggregate
 
-from domain import errors
-from domain.aggregate import LedgerAggregate
-from domain.ids import agent_run_id
-from domain.values import require_utc
+from tradeledger.domain import errors
+from tradeledger.domain.aggregate import LedgerAggregate
+from tradeledger.domain.ids import agent_run_id
+from tradeledger.domain.values import require_utc
 
 
 class AgentRun(LedgerAggregate):

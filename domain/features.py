@@ -42,9 +42,9 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from domain.errors import CandleOutOfOrder, InvalidValue
-from domain.sessions import ALWAYS_OPEN, Sessions
-from domain.values import Candle, timeframe_delta
+from tradeledger.domain.errors import CandleOutOfOrder, InvalidValue
+from tradeledger.domain.sessions import ALWAYS_OPEN, Sessions
+from tradeledger.domain.values import Candle, timeframe_delta
 
 FEATURE_NAMES: tuple[str, ...] = (
     "return_1",

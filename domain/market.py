@@ -7,10 +7,10 @@ from decimal import Decimal
 
 from eventsourcing.domain import Aggregate
 
-from domain import errors
-from domain.aggregate import LedgerAggregate
-from domain.ids import market_id
-from domain.values import Candle, Decision, MemberPrediction, Prediction, require_utc, timeframe_seconds
+from tradeledger.domain import errors
+from tradeledger.domain.aggregate import LedgerAggregate
+from tradeledger.domain.ids import market_id
+from tradeledger.domain.values import Candle, Decision, MemberPrediction, Prediction, require_utc, timeframe_seconds
 
 
 class Market(LedgerAggregate):

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from domain.errors import InvalidValue
-from domain.features import Features
-from domain.values import Decision, MemberPrediction, Prediction
+from tradeledger.domain.errors import InvalidValue
+from tradeledger.domain.features import Features
+from tradeledger.domain.values import Decision, MemberPrediction, Prediction
 
 
 class Predictor(Protocol):

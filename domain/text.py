@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from domain.errors import DomainError
+from tradeledger.domain.errors import DomainError
 
 MAX_REASON = 500  # why trading was halted or resumed (API and Telegram)
 MAX_MESSAGE = 4096  # one Telegram message: Telegram's own limit

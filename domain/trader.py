@@ -20,13 +20,13 @@ from typing import Any, Protocol
 
 import msgspec
 
-from domain.account import Account, Order
-from domain.features import FeatureEngine, Features
-from domain.market import Market
-from domain.predictors import Predictor
-from domain.risk import DRAWDOWN, RISK, RiskBreach, RiskLimits, RiskMonitor
-from domain.sessions import Sessions
-from domain.values import Candle, Decision, Prediction, Side, timeframe_delta
+from tradeledger.domain.account import Account, Order
+from tradeledger.domain.features import FeatureEngine, Features
+from tradeledger.domain.market import Market
+from tradeledger.domain.predictors import Predictor
+from tradeledger.domain.risk import DRAWDOWN, RISK, RiskBreach, RiskLimits, RiskMonitor
+from tradeledger.domain.sessions import Sessions
+from tradeledger.domain.values import Candle, Decision, Prediction, Side, timeframe_delta
 
 QUANTITY_QUANTUM = Decimal("1e-8")
 MIN_DATA_QUALITY = 0.9

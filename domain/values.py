@@ -15,7 +15,7 @@ from functools import cache
 
 import msgspec
 
-from domain.errors import InvalidValue
+from tradeledger.domain.errors import InvalidValue
 
 
 class Side(str, Enum):

@@ -14,12 +14,12 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from domain.account import Account
-from domain.agent_run import AgentRun
-from domain.gateway import Gateway
-from domain.market import Market
-from projections.fold import Fold, Handler, Projection, Recorded, Undecodable
-from projections.rows import RowTable, UtcDateTime, metadata
+from tradeledger.domain.account import Account
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.gateway import Gateway
+from tradeledger.domain.market import Market
+from tradeledger.projections.fold import Fold, Handler, Projection, Recorded, Undecodable
+from tradeledger.projections.rows import RowTable, UtcDateTime, metadata
 
 KEEP_LAST = 1000
 

@@ -31,11 +31,11 @@ from decimal import Decimal
 import msgspec
 import sqlalchemy as sa
 
-from projections.alerts import AlertKind, percent, shown, signed
-from projections.health import AGENT_RUNS, AgentHealth, agent_health, latest_run, stopped_text
-from projections.outbox import NewAlert
-from projections.portfolio import ACCOUNTS, DAILY_PNL, AccountRow, DailyPnlRow
-from projections.sql import TRACKING, Tracking
+from tradeledger.projections.alerts import AlertKind, percent, shown, signed
+from tradeledger.projections.health import AGENT_RUNS, AgentHealth, agent_health, latest_run, stopped_text
+from tradeledger.projections.outbox import NewAlert
+from tradeledger.projections.portfolio import ACCOUNTS, DAILY_PNL, AccountRow, DailyPnlRow
+from tradeledger.projections.sql import TRACKING, Tracking
 
 STALE = "agent_stale:"
 RECOVERED = "agent_recovered:"

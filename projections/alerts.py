@@ -37,12 +37,12 @@ from uuid import UUID
 import msgspec
 import sqlalchemy as sa
 
-from domain.account import Account
-from domain.agent_run import AgentRun
-from domain.values import Side
-from projections.fold import Fold, Handler, Projection
-from projections.portfolio import ACCOUNTS, ORDERS, POSITIONS, TRADES, AccountRow, PortfolioFold, PositionRow, TradeRow
-from projections.rows import RowSource, RowTable, Sink, UtcDateTime, metadata
+from tradeledger.domain.account import Account
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.values import Side
+from tradeledger.projections.fold import Fold, Handler, Projection
+from tradeledger.projections.portfolio import ACCOUNTS, ORDERS, POSITIONS, TRADES, AccountRow, PortfolioFold, PositionRow, TradeRow
+from tradeledger.projections.rows import RowSource, RowTable, Sink, UtcDateTime, metadata
 
 AlertKind = Literal[
     "trade_opened", "trade_closed", "order_rejected", "trading_halted", "trading_resumed", "agent_stopped",

@@ -26,10 +26,10 @@ import sqlalchemy as sa
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 
-from domain.errors import DomainError
-from domain.gateway import Gateway
-from projections.fold import Fold, Handler, Projection
-from projections.rows import RowSource, RowTable, Sink, UtcDateTime, metadata
+from tradeledger.domain.errors import DomainError
+from tradeledger.domain.gateway import Gateway
+from tradeledger.projections.fold import Fold, Handler, Projection
+from tradeledger.projections.rows import RowSource, RowTable, Sink, UtcDateTime, metadata
 
 logger = logging.getLogger(__name__)
 

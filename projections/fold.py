@@ -15,7 +15,7 @@ from uuid import UUID
 
 import msgspec
 
-from projections.rows import RowSource, RowTable, Sink
+from tradeledger.projections.rows import RowSource, RowTable, Sink
 
 Handler = Callable[[Any, int], None]
 

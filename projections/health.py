@@ -25,9 +25,9 @@ from uuid import UUID
 import msgspec
 import sqlalchemy as sa
 
-from domain.agent_run import AgentRun
-from projections.fold import Fold, Handler, Projection
-from projections.rows import RowSource, RowTable, Sink, UtcDateTime, metadata
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.projections.fold import Fold, Handler, Projection
+from tradeledger.projections.rows import RowSource, RowTable, Sink, UtcDateTime, metadata
 
 STALE_AFTER_INTERVALS = 3
 MAX_HEALTHY_LAG = 1000

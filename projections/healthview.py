@@ -7,12 +7,12 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from projections import sql
-from projections.connections import SESSIONS
-from projections.fold import Projection
-from projections.health import AGENT_RUNS, HealthReport, ProjectionHealth, agent_health, assess, latest_run
-from projections.registry import PROJECTIONS
-from projections.snapshot import snapshot
+from tradeledger.projections import sql
+from tradeledger.projections.connections import SESSIONS
+from tradeledger.projections.fold import Projection
+from tradeledger.projections.health import AGENT_RUNS, HealthReport, ProjectionHealth, agent_health, assess, latest_run
+from tradeledger.projections.registry import PROJECTIONS
+from tradeledger.projections.snapshot import snapshot
 
 
 def read_health(engine: sa.Engine, *, head: int | None, now: datetime, heartbeat_interval: float,

@@ -30,8 +30,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from projections.alerts import ALERTS, AlertRow
-from projections.rows import RowTable, UtcDateTime, metadata
+from tradeledger.projections.alerts import ALERTS, AlertRow
+from tradeledger.projections.rows import RowTable, UtcDateTime, metadata
 
 Status = Literal["pending", "sent", "failed"]
 ENQUEUE_PAGE = 500

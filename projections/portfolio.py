@@ -26,11 +26,11 @@ from uuid import UUID
 import msgspec
 import sqlalchemy as sa
 
-from domain.account import FEES, TRADING_INCOME, Account, cash_account, position_account
-from domain.market import Market
-from domain.values import JournalLine, OrderType, Side
-from projections.fold import Fold, Handler, Projection
-from projections.rows import MONEY, RowMismatch, RowSource, RowTable, Sink, UtcDateTime, metadata
+from tradeledger.domain.account import FEES, TRADING_INCOME, Account, cash_account, position_account
+from tradeledger.domain.market import Market
+from tradeledger.domain.values import JournalLine, OrderType, Side
+from tradeledger.projections.fold import Fold, Handler, Projection
+from tradeledger.projections.rows import MONEY, RowMismatch, RowSource, RowTable, Sink, UtcDateTime, metadata
 
 ZERO = Decimal(0)
 

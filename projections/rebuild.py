@@ -28,9 +28,9 @@ from functools import lru_cache
 
 import sqlalchemy as sa
 
-from projections import sql
-from projections.fold import Projection
-from projections.runner import PAGE_SIZE, EventFeed, ProjectionRunner, describe
+from tradeledger.projections import sql
+from tradeledger.projections.fold import Projection
+from tradeledger.projections.runner import PAGE_SIZE, EventFeed, ProjectionRunner, describe
 
 logger = logging.getLogger(__name__)
 SUFFIX = "__rebuild"

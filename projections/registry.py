@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from projections.activity import ACTIVITY_PROJECTION
-from projections.alerts import ALERTS_PROJECTION
-from projections.connections import CONNECTIONS_PROJECTION
-from projections.fold import Projection
-from projections.health import HEALTH_PROJECTION
-from projections.portfolio import PORTFOLIO
-from projections.signals import SIGNALS_PROJECTION
+from tradeledger.projections.activity import ACTIVITY_PROJECTION
+from tradeledger.projections.alerts import ALERTS_PROJECTION
+from tradeledger.projections.connections import CONNECTIONS_PROJECTION
+from tradeledger.projections.fold import Projection
+from tradeledger.projections.health import HEALTH_PROJECTION
+from tradeledger.projections.portfolio import PORTFOLIO
+from tradeledger.projections.signals import SIGNALS_PROJECTION
 
 PROJECTIONS: tuple[Projection, ...] = (
     PORTFOLIO, SIGNALS_PROJECTION, HEALTH_PROJECTION, ACTIVITY_PROJECTION, CONNECTIONS_PROJECTION,

@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from operator import attrgetter
 
-from domain.account import Account
-from domain.market import Market
-from projections.fold import Projection, Recorded, apply_all
-from projections.registry import PROJECTIONS
-from projections.rows import MemoryTables
-from projections.runner import PAGE_SIZE, EventFeed
+from tradeledger.domain.account import Account
+from tradeledger.domain.market import Market
+from tradeledger.projections.fold import Projection, Recorded, apply_all
+from tradeledger.projections.registry import PROJECTIONS
+from tradeledger.projections.rows import MemoryTables
+from tradeledger.projections.runner import PAGE_SIZE, EventFeed
 
 
 LEDGER_EVENTS = (Account.Event, Market.Event)

@@ -36,10 +36,10 @@ from typing import Protocol
 import msgspec
 import sqlalchemy as sa
 
-from projections import sql
-from projections.fold import FoldFailed, Projection, Recorded, apply_all
-from projections.registry import PROJECTIONS
-from projections.rows import PendingChanges
+from tradeledger.projections import sql
+from tradeledger.projections.fold import FoldFailed, Projection, Recorded, apply_all
+from tradeledger.projections.registry import PROJECTIONS
+from tradeledger.projections.rows import PendingChanges
 
 logger = logging.getLogger(__name__)
 # Events per step (and per transaction) while catching up. Measured on a 1M-event rebuild: 20,000

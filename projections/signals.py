@@ -22,10 +22,10 @@ from operator import attrgetter
 import msgspec
 import sqlalchemy as sa
 
-from domain.market import Market
-from domain.values import MemberPrediction, Prediction, timeframe_delta
-from projections.fold import Fold, Handler, Projection, Recorded, Undecodable
-from projections.rows import RowTable, UtcDateTime, metadata
+from tradeledger.domain.market import Market
+from tradeledger.domain.values import MemberPrediction, Prediction, timeframe_delta
+from tradeledger.projections.fold import Fold, Handler, Projection, Recorded, Undecodable
+from tradeledger.projections.rows import RowTable, UtcDateTime, metadata
 
 SIGNAL_GRACE = timedelta(seconds=30)
 

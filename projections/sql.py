@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from projections.fold import Projection
-from projections.rows import PendingChanges, RowSource, RowTable, UtcDateTime, metadata
+from tradeledger.projections.fold import Projection
+from tradeledger.projections.rows import PendingChanges, RowSource, RowTable, UtcDateTime, metadata
 
 TRACKING = sa.Table(
     "projection_tracking", metadata,

@@ -21,13 +21,13 @@ from uuid import UUID
 import msgspec
 import sqlalchemy as sa
 
-from projections import sql
-from projections.fold import FoldFailed, Projection, apply_all
-from projections.portfolio import PORTFOLIO, reconcile
-from projections.registry import PROJECTIONS
-from projections.replay import ReadModels, pages
-from projections.rows import RowMismatch, RowSource, RowTable
-from projections.runner import EventFeed
+from tradeledger.projections import sql
+from tradeledger.projections.fold import FoldFailed, Projection, apply_all
+from tradeledger.projections.portfolio import PORTFOLIO, reconcile
+from tradeledger.projections.registry import PROJECTIONS
+from tradeledger.projections.replay import ReadModels, pages
+from tradeledger.projections.rows import RowMismatch, RowSource, RowTable
+from tradeledger.projections.runner import EventFeed
 
 
 class ProjectionCheck(msgspec.Struct, kw_only=True):

@@ -40,12 +40,12 @@ from litestar import Litestar, get
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adapters.agent import Agent  # noqa: E402
-from adapters.api.server import serve_foreground  # noqa: E402
-from adapters.container import Container  # noqa: E402
-from adapters.marketdata import synthetic_candles  # noqa: E402
-from projections.runner import ProjectionRunner  # noqa: E402
-from settings import load_settings  # noqa: E402
+from tradeledger.adapters.agent import Agent  # noqa: E402
+from tradeledger.adapters.api.server import serve_foreground  # noqa: E402
+from tradeledger.adapters.container import Container  # noqa: E402
+from tradeledger.adapters.marketdata import synthetic_candles  # noqa: E402
+from tradeledger.projections.runner import ProjectionRunner  # noqa: E402
+from tradeledger.settings import load_settings  # noqa: E402
 
 ENDPOINTS = ("/api/portfolio", "/api/positions", "/api/fills?limit=50", "/api/signals/ETH-BTC",
              "/api/equity?limit=500", "/api/health")
@@ -214,7 +214,7 @@ def main() -> None:
         quiet_collector()
         with process(__file__, "--baseline") as base:
             rows.append((f"{BASELINE} (baseline)", *asyncio.run(measure(base, BASELINE, args.rate, args.seconds))))
-        with process("-m", "adapters.cli", "--database", url, "serve", "--port", "0") as base:
+        with process("-m", "tradeledger.adapters.cli", "--database", url, "serve", "--port", "0") as base:
             for path in ENDPOINTS:
                 rows.append((path, *asyncio.run(measure(base, path, args.rate, args.seconds))))
     _, _, base_p99, base_rps = rows[0]

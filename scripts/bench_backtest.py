@@ -26,14 +26,14 @@ sys.path.insert(0, str(ROOT))
 
 import msgspec  # noqa: E402
 
-from adapters.agent import Agent, build_trader  # noqa: E402
-from adapters.database import upgrade  # noqa: E402
-from adapters.eventstore import open_store  # noqa: E402
-from adapters.marketdata import load_candles  # noqa: E402
-from domain.account import Account  # noqa: E402
-from domain.market import Market  # noqa: E402
-from domain.values import Candle  # noqa: E402
-from settings import Settings, load_settings  # noqa: E402
+from tradeledger.adapters.agent import Agent, build_trader  # noqa: E402
+from tradeledger.adapters.database import upgrade  # noqa: E402
+from tradeledger.adapters.eventstore import open_store  # noqa: E402
+from tradeledger.adapters.marketdata import load_candles  # noqa: E402
+from tradeledger.domain.account import Account  # noqa: E402
+from tradeledger.domain.market import Market  # noqa: E402
+from tradeledger.domain.values import Candle  # noqa: E402
+from tradeledger.settings import Settings, load_settings  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "candles" / "ETH_BTC-5m.csv"
 

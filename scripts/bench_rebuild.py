@@ -26,11 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters import projecting  # noqa: E402
-from adapters.container import Container  # noqa: E402
-from adapters.eventstore import ChainedMapper, LedgerStore, split_state  # noqa: E402
+from tradeledger.adapters import projecting  # noqa: E402
+from tradeledger.adapters.container import Container  # noqa: E402
+from tradeledger.adapters.eventstore import ChainedMapper, LedgerStore, split_state  # noqa: E402
 from scripts.synthetic_history import HistoryBuilder  # noqa: E402
-from settings import load_settings  # noqa: E402
+from tradeledger.settings import load_settings  # noqa: E402
 
 EVENTS_PER_TICK = 4.5  # two markets: candles, signals, and the orders, fills and housekeeping around them
 PAGE = 5000

@@ -30,11 +30,11 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.database import upgrade  # noqa: E402
-from adapters.eventstore import LedgerStore, open_store, store_environment  # noqa: E402
-from domain.account import Account  # noqa: E402
-from domain.market import Market  # noqa: E402
-from domain.values import Candle, Decision, MemberPrediction, Prediction, Side  # noqa: E402
+from tradeledger.adapters.database import upgrade  # noqa: E402
+from tradeledger.adapters.eventstore import LedgerStore, open_store, store_environment  # noqa: E402
+from tradeledger.domain.account import Account  # noqa: E402
+from tradeledger.domain.market import Market  # noqa: E402
+from tradeledger.domain.values import Candle, Decision, MemberPrediction, Prediction, Side  # noqa: E402
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)

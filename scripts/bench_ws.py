@@ -40,10 +40,10 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adapters.api.server import background_server  # noqa: E402
-from adapters.container import Container  # noqa: E402
-from domain.agent_run import AgentRun  # noqa: E402
-from settings import load_settings  # noqa: E402
+from tradeledger.adapters.api.server import background_server  # noqa: E402
+from tradeledger.adapters.container import Container  # noqa: E402
+from tradeledger.domain.agent_run import AgentRun  # noqa: E402
+from tradeledger.settings import load_settings  # noqa: E402
 
 CONNECT_BATCH = 100  # connections opened at once (the listen backlog is finite)
 

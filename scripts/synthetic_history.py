@@ -16,12 +16,12 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 
-from adapters.eventstore import LedgerStore
-from domain.account import Account, money
-from domain.agent_run import AgentRun
-from domain.gateway import Gateway
-from domain.market import Market
-from domain.values import Candle, Decision, MemberPrediction, Prediction, Side, timeframe_delta
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.domain.account import Account, money
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.gateway import Gateway
+from tradeledger.domain.market import Market
+from tradeledger.domain.values import Candle, Decision, MemberPrediction, Prediction, Side, timeframe_delta
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 PRICE_QUANTUM = Decimal("1e-8")

@@ -3,8 +3,8 @@
 See `settings.loader` for the precedence rules and `settings.model` for the sections.
 """
 
-from settings.loader import load_settings
-from settings.model import (
+from tradeledger.settings.loader import load_settings
+from tradeledger.settings.model import (
     AgentSettings,
     ApiSettings,
     DatabaseSettings,

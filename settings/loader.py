@@ -29,11 +29,11 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from domain.sessions import parse_weekly
-from domain.text import MAX_SETTING, recordable
-from domain.values import TIMEFRAME_EXPECTED, timeframe_seconds
-from settings.files import FORMATS, UnreadableFile, read_settings_file
-from settings.model import (
+from tradeledger.domain.sessions import parse_weekly
+from tradeledger.domain.text import MAX_SETTING, recordable
+from tradeledger.domain.values import TIMEFRAME_EXPECTED, timeframe_seconds
+from tradeledger.settings.files import FORMATS, UnreadableFile, read_settings_file
+from tradeledger.settings.model import (
     REDACTED,
     UNKNOWN_KEY,
     Settings,

@@ -8,14 +8,14 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from adapters.agent import Agent
-from adapters.api.server import background_server
-from adapters.audit import read_log
-from adapters.container import Container
-from adapters.marketdata import synthetic_candles
-from adapters.reproduce import decoded
-from projections.runner import ProjectionRunner
-from settings import Settings, load_settings
+from tradeledger.adapters.agent import Agent
+from tradeledger.adapters.api.server import background_server
+from tradeledger.adapters.audit import read_log
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.marketdata import synthetic_candles
+from tradeledger.adapters.reproduce import decoded
+from tradeledger.projections.runner import ProjectionRunner
+from tradeledger.settings import Settings, load_settings
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 TOKEN = "s3cret-token"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from domain.account import Account
-from domain.agent_run import AgentRun
-from domain.gateway import Gateway
-from domain.market import Market
-from domain.values import Candle, Decision, MemberPrediction, Prediction, Side
+from tradeledger.domain.account import Account
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.gateway import Gateway
+from tradeledger.domain.market import Market
+from tradeledger.domain.values import Candle, Decision, MemberPrediction, Prediction, Side
 
 START = datetime(2024, 3, 1, 12, tzinfo=timezone.utc)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from adapters.database import upgrade
-from adapters.eventstore import LedgerStore, open_store
+from tradeledger.adapters.database import upgrade
+from tradeledger.adapters.eventstore import LedgerStore, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDLES = ROOT.parent / "shared" / "data" / "candles"

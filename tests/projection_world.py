@@ -14,12 +14,12 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from domain.account import Account, money
-from domain.agent_run import AgentRun
-from domain.errors import DomainError
-from domain.gateway import Gateway
-from domain.market import Market
-from domain.values import Candle, Decision, MemberPrediction, Prediction, Side
+from tradeledger.domain.account import Account, money
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.errors import DomainError
+from tradeledger.domain.gateway import Gateway
+from tradeledger.domain.market import Market
+from tradeledger.domain.values import Candle, Decision, MemberPrediction, Prediction, Side
 
 SYMBOLS = ("ETH/BTC", "LTC/BTC")
 START = datetime(2024, 3, 1, 22, tzinfo=timezone.utc)  # two hours before midnight: days change often

@@ -8,11 +8,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from adapters.container import Container
-from adapters.telegram.bot import TelegramBot, Tuning
-from projections.outbox import Outbox, OutboxRow
-from projections.runner import ProjectionRunner
-from settings import Settings, load_settings
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.telegram.bot import TelegramBot, Tuning
+from tradeledger.projections.outbox import Outbox, OutboxRow
+from tradeledger.projections.runner import ProjectionRunner
+from tradeledger.settings import Settings, load_settings
 from tests.fakebotapi import FakeBotApi, wait_until
 
 TOKEN = "123456:TEST-token-that-must-never-be-logged"

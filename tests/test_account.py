@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from adapters.database import upgrade
-from adapters.eventstore import open_store
-from domain import errors
-from domain.account import Account, money
-from domain.values import Side
+from tradeledger.adapters.database import upgrade
+from tradeledger.adapters.eventstore import open_store
+from tradeledger.domain import errors
+from tradeledger.domain.account import Account, money
+from tradeledger.domain.values import Side
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 SYMBOLS = ("ETH/BTC", "LTC/BTC")

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from adapters.agent import Agent, AgentError
-from adapters.audit import read_log, verify_log
-from adapters.cli import main
-from adapters.database import upgrade
-from adapters.eventstore import LedgerStore, chain_digest, open_store, split_state, store_environment
-from adapters.marketdata import load_candles
-from adapters.reproduce import decoded
-from domain.account import Account
-from domain.market import Market
-from domain.values import Side
-from settings import Settings, load_settings
+from tradeledger.adapters.agent import Agent, AgentError
+from tradeledger.adapters.audit import read_log, verify_log
+from tradeledger.adapters.cli import main
+from tradeledger.adapters.database import upgrade
+from tradeledger.adapters.eventstore import LedgerStore, chain_digest, open_store, split_state, store_environment
+from tradeledger.adapters.marketdata import load_candles
+from tradeledger.adapters.reproduce import decoded
+from tradeledger.domain.account import Account
+from tradeledger.domain.market import Market
+from tradeledger.domain.values import Side
+from tradeledger.settings import Settings, load_settings
 from tests.conftest import CANDLES
 
 ETH = CANDLES / "ETH_BTC-5m.csv"

@@ -15,10 +15,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from adapters.container import Container
-from domain.agent_run import AgentRun
-from domain.gateway import Gateway
-from projections.sql import TRACKING
+from tradeledger.adapters.container import Container
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.gateway import Gateway
+from tradeledger.projections.sql import TRACKING
 from tests.apisupport import api_settings, events
 from tests.conftest import ROOT
 
@@ -28,7 +28,7 @@ DEADLINE = 120  # seconds before a wait is declared hung
 @contextmanager
 def tradeledger(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Start the CLI; yields the process and the dashboard URL it printed."""
-    process = subprocess.Popen([sys.executable, "-m", "adapters.cli", *args], cwd=ROOT, text=True,
+    process = subprocess.Popen([sys.executable, "-m", "tradeledger.adapters.cli", *args], cwd=ROOT, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
     try:
         assert process.stdout is not None
@@ -92,7 +92,7 @@ def test_serve_alone_against_postgres_then_sigint(postgres_url: str) -> None:
 def test_a_taken_port_is_reported_not_a_traceback(sqlite_url: str) -> None:
     with tradeledger("--database", sqlite_url, "serve", "--port", "0") as (process, base):
         port = base.rsplit(":", 1)[1]
-        second = subprocess.run([sys.executable, "-m", "adapters.cli", "--database", sqlite_url, "serve", "--port",
+        second = subprocess.run([sys.executable, "-m", "tradeledger.adapters.cli", "--database", sqlite_url, "serve", "--port",
                                  port], cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE)
         process.send_signal(signal.SIGINT)
         process.wait(DEADLINE)

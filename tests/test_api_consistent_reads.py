@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from adapters.api.queries import ReadModels
-from adapters.container import Container
-from projections.runner import ProjectionRunner
+from tradeledger.adapters.api.queries import ReadModels
+from tradeledger.adapters.container import Container
+from tradeledger.projections.runner import ProjectionRunner
 from tests.apisupport import api_settings, project, serving, trade
 
 CLIENTS = 4

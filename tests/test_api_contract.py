@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.api.routes.dashboard import STATIC
-from adapters.container import Container
+from tradeledger.adapters.api.routes.dashboard import STATIC
+from tradeledger.adapters.container import Container
 from tests.apisupport import api_settings, serving
 
 Schema = dict[str, Any]

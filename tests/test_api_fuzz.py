@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from adapters.container import Container
+from tradeledger.adapters.container import Container
 from tests.apisupport import TOKEN, api_settings, project, serving, trade
 
 EXAMPLES = 100

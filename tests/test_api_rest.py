@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import QueuePool
 
-from adapters.container import Container
-from domain.account import Account
-from domain.ids import account_id
-from domain.market import Market
+from tradeledger.adapters.container import Container
+from tradeledger.domain.account import Account
+from tradeledger.domain.ids import account_id
+from tradeledger.domain.market import Market
 from tests.apisupport import TOKEN, api_settings, events, project, serving, trade
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -19,10 +19,10 @@ from typing import Any, NamedTuple
 
 from websockets.asyncio.client import connect
 
-from adapters import eventlog
-from adapters.container import Container
-from projections.connections import SESSIONS
-from projections.sql import row_source
+from tradeledger.adapters import eventlog
+from tradeledger.adapters.container import Container
+from tradeledger.projections.connections import SESSIONS
+from tradeledger.projections.sql import row_source
 from scripts.synthetic_history import HistoryBuilder
 from tests.apisupport import api_settings, project, serving
 from tests.wssupport import DEADLINE, PING, Message, collect, expected, raw_peer, sent, ws_url

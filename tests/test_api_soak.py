@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from adapters.container import Container
-from domain.gateway import Gateway
+from tradeledger.adapters.container import Container
+from tradeledger.domain.gateway import Gateway
 from tests.apisupport import api_settings, events, serving
 
 CYCLES, CONCURRENT, WARM_UP = 10_000, 100, 1_000

@@ -12,11 +12,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from adapters.api.follower import LAGGED, Subscription, Update
-from adapters.container import Container
-from domain.gateway import Gateway
-from projections.connections import SESSIONS
-from projections.sql import row_source
+from tradeledger.adapters.api.follower import LAGGED, Subscription, Update
+from tradeledger.adapters.container import Container
+from tradeledger.domain.gateway import Gateway
+from tradeledger.projections.connections import SESSIONS
+from tradeledger.projections.sql import row_source
 from scripts.synthetic_history import HistoryBuilder
 from tests.apisupport import api_settings, events, project, serving, trade
 from tests.wssupport import (

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.cli import COMMANDS, main
-from adapters.database import upgrade
-from adapters.eventstore import open_store
+from tradeledger.adapters.cli import COMMANDS, main
+from tradeledger.adapters.database import upgrade
+from tradeledger.adapters.eventstore import open_store
 from tests.builders import one_of_each
 from tests.conftest import ROOT
 
@@ -30,7 +30,7 @@ def test_a_bad_settings_file_lists_every_bad_key_and_starts_nothing(tmp_path: Pa
                    '[predictor]\nfast = 30\nslow = 20\n[risk]\nmax_drawdown_percnt = 5\n')
     database = tmp_path / "never.sqlite"
     result = subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "--settings", str(bad), "--database", f"sqlite:///{database}",
+        [sys.executable, "-m", "tradeledger.adapters.cli", "--settings", str(bad), "--database", f"sqlite:///{database}",
          "verify"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     for key in ("trading.fee_rate", "trading.symbols", "api.port", "predictor.slow", "risk.max_drawdown_percnt"):
@@ -40,7 +40,7 @@ def test_a_bad_settings_file_lists_every_bad_key_and_starts_nothing(tmp_path: Pa
 
 def test_environment_values_reach_the_settings(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'env.sqlite'}"
-    result = subprocess.run([sys.executable, "-m", "adapters.cli", "db", "upgrade", "--json"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "tradeledger.adapters.cli", "db", "upgrade", "--json"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120,
                             env={"PATH": "/usr/bin:/bin", "TRADELEDGER_DATABASE__URL": url})
     assert result.returncode == 0, result.stderr

@@ -15,10 +15,10 @@ from typing import NamedTuple
 import pytest
 from websockets.asyncio.client import connect
 
-from adapters.container import Container
-from adapters.feeds import WARMUP_CANDLES
-from projections import sql
-from projections.registry import PROJECTIONS
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.feeds import WARMUP_CANDLES
+from tradeledger.projections import sql
+from tradeledger.projections.registry import PROJECTIONS
 from tests.apisupport import api_settings
 from tests.conftest import ROOT
 from tests.fakebotapi import FakeBotApi, wait_until
@@ -40,7 +40,7 @@ class Started(NamedTuple):
 def launch(name: str, *args: str, env: dict[str, str], logs: Path) -> Started:
     log = logs / f"{name}.log"
     with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen([sys.executable, "-m", "adapters.cli", *args], cwd=ROOT, text=True,
+        process = subprocess.Popen([sys.executable, "-m", "tradeledger.adapters.cli", *args], cwd=ROOT, text=True,
                                    env={**os.environ, **SCALE_OUT_ENV, **env}, stderr=stderr,
                                    stdout=subprocess.PIPE if args[0] == "serve" else subprocess.DEVNULL)
     return Started(name, process, log)

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.agent import Agent, run_live
-from adapters.container import Container
-from projections.runner import ProjectionRunner
+from tradeledger.adapters.agent import Agent, run_live
+from tradeledger.adapters.container import Container
+from tradeledger.projections.runner import ProjectionRunner
 from tests.apisupport import api_settings, serving
 from tests.browser import CHROMIUM, Page, open_page
 from tests.conftest import ROOT

@@ -11,12 +11,12 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 from hypothesis import given, settings, strategies as st
 
-from adapters.eventlog import EVENT_TYPES, page
-from adapters.eventstore import ChainedMapper, LedgerStore, chain_digest, split_state, store_environment
-from domain.account import Account
-from domain.market import Market
+from tradeledger.adapters.eventlog import EVENT_TYPES, page
+from tradeledger.adapters.eventstore import ChainedMapper, LedgerStore, chain_digest, split_state, store_environment
+from tradeledger.domain.account import Account
+from tradeledger.domain.market import Market
 from tests.builders import START, one_of_each
-from domain.values import Candle, Decision, MemberPrediction, Prediction, Side
+from tradeledger.domain.values import Candle, Decision, MemberPrediction, Prediction, Side
 
 def test_every_event_type_round_trips_with_its_types(store: LedgerStore) -> None:
     aggregates = one_of_each()
@@ -107,7 +107,7 @@ def test_a_conflicting_append_is_refused_and_the_retry_chains_correctly(store: L
         store.save(reloaded)
     finally:
         other.close()
-    from adapters.audit import verify_log
+    from tradeledger.adapters.audit import verify_log
 
     assert verify_log(store).ok
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from adapters.cli import main
-from adapters.marketdata import MarketDataError, load_candles
-from domain.errors import InvalidValue
-from domain.values import Candle, timeframe_seconds
-from settings import SettingsError, load_settings
+from tradeledger.adapters.cli import main
+from tradeledger.adapters.marketdata import MarketDataError, load_candles
+from tradeledger.domain.errors import InvalidValue
+from tradeledger.domain.values import Candle, timeframe_seconds
+from tradeledger.settings import SettingsError, load_settings
 from tests.conftest import CANDLES
 
 REAL = CANDLES / "ETH_BTC-5m.csv"

@@ -41,7 +41,7 @@ class PlainInstall(PathFinder):
                 if re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() not in distributions)
 
 sys.meta_path[sys.meta_path.index(PathFinder)] = PlainInstall
-runpy.run_module("adapters.cli", run_name="__main__", alter_sys=True)
+runpy.run_module("tradeledger.adapters.cli", run_name="__main__", alter_sys=True)
 """
 
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.marketdata import MarketDataError, load_candles, synthetic_candles
-from adapters.quality import Gap
-from domain.values import Candle
+from tradeledger.adapters.marketdata import MarketDataError, load_candles, synthetic_candles
+from tradeledger.adapters.quality import Gap
+from tradeledger.domain.values import Candle
 
 CANDLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "candles"
 

@@ -16,17 +16,17 @@ import exchange_calendars
 import httpx
 import pytest
 
-from adapters.agent import Agent, AgentError, decision_config
-from adapters.cli import main
-from adapters.container import Container
-from adapters.database import upgrade
-from adapters.eventstore import open_store
-from adapters.marketdata import load_candles
-from adapters.markets import MarketSettingsError, quote_currency
-from domain.account import Account
-from domain.agent_run import AgentRun
-from domain.market import Market
-from settings import load_settings
+from tradeledger.adapters.agent import Agent, AgentError, decision_config
+from tradeledger.adapters.cli import main
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.database import upgrade
+from tradeledger.adapters.eventstore import open_store
+from tradeledger.adapters.marketdata import load_candles
+from tradeledger.adapters.markets import MarketSettingsError, quote_currency
+from tradeledger.domain.account import Account
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.market import Market
+from tradeledger.settings import load_settings
 from tests.apisupport import api_settings, project, serving
 from tests.conftest import CANDLES, ROOT
 from tests.test_agent import events_of
@@ -40,7 +40,7 @@ def backtest(url: str, data: Path, *options: str) -> int:
 
 def command_line(url: str, data: Path, **environ: str) -> subprocess.CompletedProcess[str]:
     """The backtest as a user runs it, so its exact stderr is what a user sees."""
-    return subprocess.run([sys.executable, "-m", "adapters.cli", "--database", url, "backtest", "--data", str(data)],
+    return subprocess.run([sys.executable, "-m", "tradeledger.adapters.cli", "--database", url, "backtest", "--data", str(data)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={"PATH": os.environ["PATH"], **environ})
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from adapters.database import MIGRATIONS, create_db_engine, upgrade
+from tradeledger.adapters.database import MIGRATIONS, create_db_engine, upgrade
 
 MIGRATORS = 6
 DEADLINE = 120  # seconds before a migrator is declared hung

@@ -11,18 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.marketdata import load_candles
-from adapters.models import (
+from tradeledger.adapters.marketdata import load_candles
+from tradeledger.adapters.models import (
     PREDICTOR_NAMES,
     OnlineClassifierPredictor,
     RiverHoeffdingTree,
     RiverLogistic,
     build_predictor,
 )
-from domain.errors import InvalidValue
-from domain.features import FeatureEngine, Features
-from domain.predictors import Ensemble, Predictor, SmaCross
-from domain.values import Candle, Decision, MemberPrediction, Prediction
+from tradeledger.domain.errors import InvalidValue
+from tradeledger.domain.features import FeatureEngine, Features
+from tradeledger.domain.predictors import Ensemble, Predictor, SmaCross
+from tradeledger.domain.values import Candle, Decision, MemberPrediction, Prediction
 
 CANDLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "candles"
 

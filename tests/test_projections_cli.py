@@ -18,21 +18,21 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from adapters import projecting
-from adapters.audit import read_log
-from adapters.cli import main
-from adapters.container import Container
-from adapters.database import create_db_engine, upgrade
-from adapters.eventstore import ChainedMapper, LedgerStore, open_store, split_state
-from domain.agent_run import AgentRun
-from domain.gateway import Gateway
-from projections import sql
-from projections.fold import Recorded, apply_all
-from projections.portfolio import ACCOUNTS, FILLS, PortfolioFold, portfolio_view
-from projections.rows import MemoryTables
-from projections.signals import SIGNALS
+from tradeledger.adapters import projecting
+from tradeledger.adapters.audit import read_log
+from tradeledger.adapters.cli import main
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.database import create_db_engine, upgrade
+from tradeledger.adapters.eventstore import ChainedMapper, LedgerStore, open_store, split_state
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.gateway import Gateway
+from tradeledger.projections import sql
+from tradeledger.projections.fold import Recorded, apply_all
+from tradeledger.projections.portfolio import ACCOUNTS, FILLS, PortfolioFold, portfolio_view
+from tradeledger.projections.rows import MemoryTables
+from tradeledger.projections.signals import SIGNALS
 from scripts.synthetic_history import HistoryBuilder
-from settings import load_settings
+from tradeledger.settings import load_settings
 
 Run = Callable[..., tuple[int, str]]
 

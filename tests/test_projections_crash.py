@@ -12,12 +12,12 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from adapters.database import create_db_engine
-from adapters.eventfeed import StoreFeed
-from adapters.eventstore import LedgerStore
-from projections import sql
-from projections.registry import PROJECTIONS
-from projections.verify import verify_projections
+from tradeledger.adapters.database import create_db_engine
+from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.projections import sql
+from tradeledger.projections.registry import PROJECTIONS
+from tradeledger.projections.verify import verify_projections
 from tests.conftest import ROOT
 
 KILLS = 4
@@ -30,7 +30,7 @@ def tracked(engine: sa.Engine) -> list[int]:
 
 def projector(url: str) -> subprocess.Popen[bytes]:
     # Small pages: many commits, so a kill lands between and inside transactions.
-    return subprocess.Popen([sys.executable, "-m", "adapters.cli", "--database", url, "project", "--page-size",
+    return subprocess.Popen([sys.executable, "-m", "tradeledger.adapters.cli", "--database", url, "project", "--page-size",
                              "300", "--every", "0.2"], cwd=ROOT, stdout=subprocess.DEVNULL)
 
 

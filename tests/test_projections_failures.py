@@ -25,27 +25,27 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from adapters import control, projecting
-from adapters.cli import main
-from adapters.container import Container
-from adapters.database import MIGRATIONS, create_db_engine
-from adapters.eventstore import LedgerStore
-from domain.account import Account
-from domain.agent_run import AgentRun
-from domain.gateway import Gateway
-from projections import sql
-from projections.alert_watch import AlertWatcher
-from projections.connections import ConnectionsFold
-from projections.fold import Fold, Handler, Projection
-from projections.health import stopped_text
-from projections.outbox import Outbox
-from projections.rebuild import SUFFIX
-from projections.registry import PROJECTIONS
-from projections.rows import RowTable
-from projections.runner import ProjectionRunner
-from projections.verify import verify_projections
+from tradeledger.adapters import control, projecting
+from tradeledger.adapters.cli import main
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.database import MIGRATIONS, create_db_engine
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.domain.account import Account
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.gateway import Gateway
+from tradeledger.projections import sql
+from tradeledger.projections.alert_watch import AlertWatcher
+from tradeledger.projections.connections import ConnectionsFold
+from tradeledger.projections.fold import Fold, Handler, Projection
+from tradeledger.projections.health import stopped_text
+from tradeledger.projections.outbox import Outbox
+from tradeledger.projections.rebuild import SUFFIX
+from tradeledger.projections.registry import PROJECTIONS
+from tradeledger.projections.rows import RowTable
+from tradeledger.projections.runner import ProjectionRunner
+from tradeledger.projections.verify import verify_projections
 from scripts.synthetic_history import HistoryBuilder
-from settings import load_settings
+from tradeledger.settings import load_settings
 from tests.apisupport import serving
 from tests.conftest import ROOT
 
@@ -231,8 +231,8 @@ def test_a_rebuild_failing_midway_changes_nothing_and_says_why_on_one_line(
     # The real CLI in a process of its own, with a health fold that cannot fold one heartbeat.
     script = f"""
 import sys
-from adapters.cli import main
-from projections.health import HealthFold
+from tradeledger.adapters.cli import main
+from tradeledger.projections.health import HealthFold
 heartbeat = HealthFold.heartbeat
 def failing(fold, e, position):
     if position == {middle}:
@@ -264,7 +264,7 @@ def test_a_killed_rebuild_changes_nothing_and_the_next_one_swaps_in_under_a_live
     live = projecting.runner(container)
     live.catch_up()
     before = snapshot(container.engine)
-    rebuild = subprocess.Popen([sys.executable, "-m", "adapters.cli", "--database", store_url, "rebuild",
+    rebuild = subprocess.Popen([sys.executable, "-m", "tradeledger.adapters.cli", "--database", store_url, "rebuild",
                                 "--page-size", "200"], cwd=ROOT, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 120  # only stops a broken test from hanging
     while rebuild.poll() is None and shadow_progress(container.engine) == 0 and time.monotonic() < deadline:

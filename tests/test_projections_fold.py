@@ -20,17 +20,17 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.database import create_db_engine, upgrade
-from adapters.eventfeed import StoreFeed
-from adapters.eventstore import LedgerStore, open_store
-from projections import sql
-from projections.fold import Recorded
-from projections.portfolio import ACCOUNTS, DAILY_PNL, reconcile
-from projections.registry import PROJECTIONS
-from projections.replay import ReadModels, pages
-from projections.rows import metadata
-from projections.runner import ProjectionRunner
-from projections.verify import first_mismatch
+from tradeledger.adapters.database import create_db_engine, upgrade
+from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventstore import LedgerStore, open_store
+from tradeledger.projections import sql
+from tradeledger.projections.fold import Recorded
+from tradeledger.projections.portfolio import ACCOUNTS, DAILY_PNL, reconcile
+from tradeledger.projections.registry import PROJECTIONS
+from tradeledger.projections.replay import ReadModels, pages
+from tradeledger.projections.rows import metadata
+from tradeledger.projections.runner import ProjectionRunner
+from tradeledger.projections.verify import first_mismatch
 from tests.projection_world import World, commands
 
 Ledger = Callable[[], AbstractContextManager[tuple[LedgerStore, sa.Engine]]]

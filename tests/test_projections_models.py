@@ -15,17 +15,17 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from adapters.database import create_db_engine, upgrade
-from adapters.healthfile import HealthFile, write_atomically
-from domain.account import Account
-from domain.market import Market
-from domain.values import Candle, Decision, Prediction, Side
-from projections.activity import ACTIVITY, KEEP_LAST
-from projections.fold import Recorded
-from projections.health import AGENT_RUNS, MAX_HEALTHY_LAG, AgentHealth, ProjectionHealth, agent_health, assess
-from projections.replay import ReadModels
-from projections.rows import metadata
-from projections.signals import SIGNAL_GRACE, SIGNALS
+from tradeledger.adapters.database import create_db_engine, upgrade
+from tradeledger.adapters.healthfile import HealthFile, write_atomically
+from tradeledger.domain.account import Account
+from tradeledger.domain.market import Market
+from tradeledger.domain.values import Candle, Decision, Prediction, Side
+from tradeledger.projections.activity import ACTIVITY, KEEP_LAST
+from tradeledger.projections.fold import Recorded
+from tradeledger.projections.health import AGENT_RUNS, MAX_HEALTHY_LAG, AgentHealth, ProjectionHealth, agent_health, assess
+from tradeledger.projections.replay import ReadModels
+from tradeledger.projections.rows import metadata
+from tradeledger.projections.signals import SIGNAL_GRACE, SIGNALS
 from tests.projection_world import World
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)

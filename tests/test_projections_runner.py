@@ -11,21 +11,21 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from adapters import projecting
-from adapters.container import Container
-from adapters.database import create_db_engine
-from adapters.eventfeed import StoreFeed
-from adapters.eventstore import LedgerStore
-from domain.account import Account
-from domain.market import Market
-from projections import sql
-from projections.fold import Fold, Handler, Projection
-from projections.healthview import read_health
-from projections.registry import PROJECTIONS
-from projections.runner import PAGE_SIZE, ProjectionRunner, ProjectionStatus
-from projections.verify import verify_projections
+from tradeledger.adapters import projecting
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.database import create_db_engine
+from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.domain.account import Account
+from tradeledger.domain.market import Market
+from tradeledger.projections import sql
+from tradeledger.projections.fold import Fold, Handler, Projection
+from tradeledger.projections.healthview import read_health
+from tradeledger.projections.registry import PROJECTIONS
+from tradeledger.projections.runner import PAGE_SIZE, ProjectionRunner, ProjectionStatus
+from tradeledger.projections.verify import verify_projections
 from scripts.synthetic_history import HistoryBuilder
-from settings import load_settings
+from tradeledger.settings import load_settings
 from tests.conftest import ROOT
 
 Snapshot = dict[str, list[Any]]

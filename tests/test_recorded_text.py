@@ -19,11 +19,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from adapters import eventlog, projecting
-from adapters.container import Container
-from domain.account import Account
-from domain.text import MAX_PEER, MAX_REASON, InvalidText, recordable
-from settings import SettingsError, load_settings
+from tradeledger.adapters import eventlog, projecting
+from tradeledger.adapters.container import Container
+from tradeledger.domain.account import Account
+from tradeledger.domain.text import MAX_PEER, MAX_REASON, InvalidText, recordable
+from tradeledger.settings import SettingsError, load_settings
 from tests.apisupport import TOKEN, api_settings, project, serving, trade
 from tests.fakebotapi import FakeBotApi, wait_until
 from tests.telegram_support import CHAT, STRANGER, container, fake, running_bot  # noqa: F401 - fixtures

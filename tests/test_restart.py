@@ -16,12 +16,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from adapters.audit import read_log, verify_log
-from adapters.database import create_db_engine, upgrade
-from adapters.eventstore import open_store
-from adapters.reproduce import decoded
-from domain.account import Account
-from domain.market import Market
+from tradeledger.adapters.audit import read_log, verify_log
+from tradeledger.adapters.database import create_db_engine, upgrade
+from tradeledger.adapters.eventstore import open_store
+from tradeledger.adapters.reproduce import decoded
+from tradeledger.domain.account import Account
+from tradeledger.domain.market import Market
 from tests.conftest import CANDLES, ROOT
 
 DATA = CANDLES / "UNITTEST_BTC-1m.csv"
@@ -34,7 +34,7 @@ CANDLES_STORED = sa.text("SELECT count(*) FROM stored_events WHERE topic = :topi
 
 
 def backtest(url: str) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "adapters.cli", "--database", url, "backtest", "--data", str(DATA),
+    command = [sys.executable, "-m", "tradeledger.adapters.cli", "--database", url, "backtest", "--data", str(DATA),
                "--predictor", "ensemble", "--batch", "25"]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -8,13 +8,13 @@ from decimal import Decimal
 import msgspec
 from hypothesis import given, strategies as st
 
-from adapters.broker import PaperBroker
-from domain.account import Account
-from domain.features import FeatureEngine
-from domain.market import Market
-from domain.risk import DAILY_LOSS, DRAWDOWN, LOSING_STREAK, RiskLimits, RiskMonitor
-from domain.trader import MarketModel, Sizing, Trader
-from domain.values import Candle, Decision, Prediction, Side
+from tradeledger.adapters.broker import PaperBroker
+from tradeledger.domain.account import Account
+from tradeledger.domain.features import FeatureEngine
+from tradeledger.domain.market import Market
+from tradeledger.domain.risk import DAILY_LOSS, DRAWDOWN, LOSING_STREAK, RiskLimits, RiskMonitor
+from tradeledger.domain.trader import MarketModel, Sizing, Trader
+from tradeledger.domain.values import Candle, Decision, Prediction, Side
 
 LIMITS = RiskLimits(max_daily_loss_percent=Decimal(5), max_drawdown_percent=Decimal(20),
                     max_consecutive_losses=3, cooldown_candles=4)

@@ -32,18 +32,18 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from adapters import backtest
-from adapters.audit import read_log
-from adapters.container import Container
-from adapters.cli import main
-from adapters.eventstore import LedgerStore, open_store
-from adapters.reproduce import decoded
-from domain.account import Account
-from domain.market import Market
-from domain.risk import DRAWDOWN
-from domain.values import Side
+from tradeledger.adapters import backtest
+from tradeledger.adapters.audit import read_log
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.cli import main
+from tradeledger.adapters.eventstore import LedgerStore, open_store
+from tradeledger.adapters.reproduce import decoded
+from tradeledger.domain.account import Account
+from tradeledger.domain.market import Market
+from tradeledger.domain.risk import DRAWDOWN
+from tradeledger.domain.values import Side
 from scripts.bench_backtest import repeated_candles
-from settings import Settings, load_settings
+from tradeledger.settings import Settings, load_settings
 from tests.conftest import CANDLES
 
 HUNDRED = Decimal(100)

@@ -8,23 +8,23 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from adapters.agent import Agent, AgentError, decision_config
-from adapters.audit import read_log
-from adapters.broker import PaperBroker
-from adapters.cli import main
-from adapters.database import upgrade
-from adapters.eventstore import open_store
-from adapters.marketdata import load_candles
-from adapters.reproduce import decoded
-from domain import errors
-from domain.account import Account
-from domain.agent_run import AgentRun
-from domain.features import FeatureEngine, Features
-from domain.market import Market
-from domain.risk import DAILY_LOSS, DRAWDOWN, LOSING_STREAK, RISK, RiskLimits, RiskMonitor
-from domain.trader import MarketModel, Sizing, Trader
-from domain.values import Candle, Decision, Prediction, Side
-from settings import load_settings
+from tradeledger.adapters.agent import Agent, AgentError, decision_config
+from tradeledger.adapters.audit import read_log
+from tradeledger.adapters.broker import PaperBroker
+from tradeledger.adapters.cli import main
+from tradeledger.adapters.database import upgrade
+from tradeledger.adapters.eventstore import open_store
+from tradeledger.adapters.marketdata import load_candles
+from tradeledger.adapters.reproduce import decoded
+from tradeledger.domain import errors
+from tradeledger.domain.account import Account
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.features import FeatureEngine, Features
+from tradeledger.domain.market import Market
+from tradeledger.domain.risk import DAILY_LOSS, DRAWDOWN, LOSING_STREAK, RISK, RiskLimits, RiskMonitor
+from tradeledger.domain.trader import MarketModel, Sizing, Trader
+from tradeledger.domain.values import Candle, Decision, Prediction, Side
+from tradeledger.settings import load_settings
 from tests.conftest import CANDLES
 
 DAY = datetime(2024, 1, 1, tzinfo=timezone.utc)

@@ -8,12 +8,12 @@ from decimal import Decimal
 import exchange_calendars
 import pytest
 
-from adapters.calendars import CalendarError, ExchangeSessions, infer_sessions, sessions_for
-from adapters.marketdata import load_candles
-from adapters.quality import Gap, QualityReport
-from domain.features import FeatureEngine
-from domain.sessions import ALWAYS_OPEN, DAY, WeeklySessions, parse_weekly
-from domain.values import Candle
+from tradeledger.adapters.calendars import CalendarError, ExchangeSessions, infer_sessions, sessions_for
+from tradeledger.adapters.marketdata import load_candles
+from tradeledger.adapters.quality import Gap, QualityReport
+from tradeledger.domain.features import FeatureEngine
+from tradeledger.domain.sessions import ALWAYS_OPEN, DAY, WeeklySessions, parse_weekly
+from tradeledger.domain.values import Candle
 from tests.conftest import CANDLES
 
 HOUR, MINUTE = timedelta(hours=1), timedelta(minutes=1)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from settings import Settings, SettingsError, load_settings
+from tradeledger.settings import Settings, SettingsError, load_settings
 
 
 def write(tmp_path: Path, text: str, name: str = "user.toml") -> Path:

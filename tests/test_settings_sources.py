@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import SettingsError, load_settings
+from tradeledger.settings import SettingsError, load_settings
 from tests.conftest import ROOT
 
 # Shaped like the replaced bot's config/config.yaml: comments, block and flow lists, bare
@@ -179,13 +179,13 @@ def test_the_cli_reads_a_yaml_settings_file_and_a_quoted_environment_number(tmp_
     database = tmp_path / "from-yaml.sqlite"
     path = config_yaml(tmp_path, f"database:\n  url: sqlite:///{database}\ntrading:\n  symbols: [ETH/BTC]\n")
     env = {"PATH": "/usr/bin:/bin", "TRADELEDGER_TRADING__INITIAL_BALANCE": '"1000"'}
-    result = subprocess.run([sys.executable, "-m", "adapters.cli", "--settings", str(path), "db", "upgrade", "--json"],
+    result = subprocess.run([sys.executable, "-m", "tradeledger.adapters.cli", "--settings", str(path), "db", "upgrade", "--json"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["database"] == f"sqlite:///{database}" and database.exists()
 
     env["TRADELEDGER_TRADING__INITIAL_BALANCE"] = '"-1"'
-    result = subprocess.run([sys.executable, "-m", "adapters.cli", "--settings", str(path), "db", "upgrade"],
+    result = subprocess.run([sys.executable, "-m", "tradeledger.adapters.cli", "--settings", str(path), "db", "upgrade"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["tradeledger: invalid settings",

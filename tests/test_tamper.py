@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.cli import main
-from adapters.database import upgrade
-from adapters.eventstore import chain_digest, open_store, split_state
+from tradeledger.adapters.cli import main
+from tradeledger.adapters.database import upgrade
+from tradeledger.adapters.eventstore import chain_digest, open_store, split_state
 from tests.builders import one_of_each
 
 
@@ -73,7 +73,7 @@ def test_an_edit_with_a_recomputed_digest_breaks_the_next_link(ledger, capsys) -
     payload = split_state(state)[1].replace(b'"fee":"0.000100000000"', b'"fee":"0"')
     from uuid import UUID
 
-    topic = "domain.account:Account.OrderFilled"
+    topic = "tradeledger.domain.account:Account.OrderFilled"
     forged = chain_digest(previous, UUID(stream), version, topic, payload)
     with sqlite3.connect(path) as db:
         db.execute("UPDATE stored_events SET state=? WHERE rowid=?", (forged + payload, rowid))
@@ -141,7 +141,7 @@ def test_a_ledger_that_does_not_balance_is_named(ledger, capsys) -> None:
     previous = split_state(account_rows(rows)[1][3])[0]
     from uuid import UUID
 
-    digest = chain_digest(previous, UUID(stream), version, "domain.account:Account.OrderFilled", payload)
+    digest = chain_digest(previous, UUID(stream), version, "tradeledger.domain.account:Account.OrderFilled", payload)
     with sqlite3.connect(path) as db:
         db.execute("UPDATE stored_events SET state=? WHERE rowid=?", (digest + payload, rowid))
     code, report = verify(url, capsys)

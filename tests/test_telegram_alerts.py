@@ -12,25 +12,25 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from adapters import control, projecting
-from adapters.agent import Agent
-from adapters.container import Container
-from adapters.database import create_db_engine, upgrade
-from adapters.eventfeed import StoreFeed
-from adapters.eventstore import open_store
-from adapters.marketdata import load_candles
-from domain.account import Account
-from domain.agent_run import AgentRun
-from domain.gateway import Gateway
-from domain.ids import account_id
-from domain.market import Market
-from domain.values import Candle, Side
-from projections.alerts import ALERT_STATE, ALERTS, AlertKind, AlertsFold, signed
-from projections.fold import Fold, Handler, Projection, apply_all
-from projections.portfolio import TRADES, PortfolioFold
-from projections.rows import MemoryTables
-from projections.runner import ProjectionRunner
-from settings import load_settings
+from tradeledger.adapters import control, projecting
+from tradeledger.adapters.agent import Agent
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.database import create_db_engine, upgrade
+from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventstore import open_store
+from tradeledger.adapters.marketdata import load_candles
+from tradeledger.domain.account import Account
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.gateway import Gateway
+from tradeledger.domain.ids import account_id
+from tradeledger.domain.market import Market
+from tradeledger.domain.values import Candle, Side
+from tradeledger.projections.alerts import ALERT_STATE, ALERTS, AlertKind, AlertsFold, signed
+from tradeledger.projections.fold import Fold, Handler, Projection, apply_all
+from tradeledger.projections.portfolio import TRADES, PortfolioFold
+from tradeledger.projections.rows import MemoryTables
+from tradeledger.projections.runner import ProjectionRunner
+from tradeledger.settings import load_settings
 from tests.conftest import CANDLES
 from tests.fakebotapi import FakeBotApi, wait_until
 from tests.telegram_support import (  # noqa: F401 - fixtures

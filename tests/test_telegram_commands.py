@@ -9,13 +9,13 @@ from decimal import Decimal
 
 import pytest
 
-from adapters import control, eventlog, projecting
-from adapters.agent import Agent
-from adapters.container import Container
-from adapters.marketdata import load_candles
-from domain.account import Account
-from domain.ids import account_id
-from domain.values import Candle
+from tradeledger.adapters import control, eventlog, projecting
+from tradeledger.adapters.agent import Agent
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.marketdata import load_candles
+from tradeledger.domain.account import Account
+from tradeledger.domain.ids import account_id
+from tradeledger.domain.values import Candle
 from tests.conftest import CANDLES
 from tests.fakebotapi import FakeBotApi, wait_until
 from tests.telegram_support import (  # noqa: F401 - fixtures

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from adapters import control, eventlog, projecting
-from adapters.container import Container
-from adapters.telegram.bot import TelegramBot, claimer_id
-from domain.account import Account
-from projections.outbox import Outbox, OutboxRow
+from tradeledger.adapters import control, eventlog, projecting
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.telegram.bot import TelegramBot, claimer_id
+from tradeledger.domain.account import Account
+from tradeledger.projections.outbox import Outbox, OutboxRow
 from tests.conftest import ROOT
 from tests.fakebotapi import AcceptThen, Blocked, Drop, FakeBotApi, Flood, ServerError, wait_until
 from tests.telegram_support import (  # noqa: F401 - fixtures
@@ -80,7 +80,7 @@ def test_flood_control_server_errors_and_dropped_connections_are_retried_until_t
     (row,) = outbox_rows(one_chat)
     assert (row.status, row.attempts, row.claimed_by) == ("sent", 5, None)
     assert row.last_error is not None and row.last_error.startswith("NetworkError"), "the dropped connection"
-    logged = [r.getMessage() for r in caplog.records if r.name == "adapters.telegram.delivery"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "tradeledger.adapters.telegram.delivery"]
     assert any("flood control" in m and "attempt 1" in m for m in logged)
     assert sum("failed, retrying" in m and f"chat {CHAT}" in m for m in logged) == 3, "each failure, with context"
 
@@ -108,7 +108,7 @@ def test_a_sender_killed_after_telegram_accepted_an_alert_sends_it_once_more_and
 
     def start_bot(log: Path) -> subprocess.Popen[bytes]:
         polls = len([c for c in fake.calls if c.method == "getUpdates"])
-        process = subprocess.Popen([sys.executable, "-m", "adapters.cli", "telegram"], cwd=ROOT, env=env,
+        process = subprocess.Popen([sys.executable, "-m", "tradeledger.adapters.cli", "telegram"], cwd=ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=log.open("wb"))
         wait_until(lambda: len([c for c in fake.calls if c.method == "getUpdates"]) > polls or process.poll(),
                    timeout=60, what="the telegram process to poll")

@@ -18,21 +18,21 @@ import polars as pl
 import pytest
 from hypothesis import example, given, settings as hypothesis_settings, strategies as st
 
-from adapters import backtest, control
-from adapters.agent import Agent
-from adapters.audit import read_log, verify_log
-from adapters.cli import main
-from adapters.container import Container
-from adapters.database import upgrade
-from adapters.eventlog import EVENT_TYPES, page
-from adapters.eventstore import RECORDED_AT, ChainedMapper, LedgerStore, split_state, store_environment
-from adapters.marketdata import load_candles
-from domain.account import Account
-from domain.market import Market
-from domain.values import Candle
+from tradeledger.adapters import backtest, control
+from tradeledger.adapters.agent import Agent
+from tradeledger.adapters.audit import read_log, verify_log
+from tradeledger.adapters.cli import main
+from tradeledger.adapters.container import Container
+from tradeledger.adapters.database import upgrade
+from tradeledger.adapters.eventlog import EVENT_TYPES, page
+from tradeledger.adapters.eventstore import RECORDED_AT, ChainedMapper, LedgerStore, split_state, store_environment
+from tradeledger.adapters.marketdata import load_candles
+from tradeledger.domain.account import Account
+from tradeledger.domain.market import Market
+from tradeledger.domain.values import Candle
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import resolve_topic
-from settings import Settings, load_settings
+from tradeledger.settings import Settings, load_settings
 from tests.conftest import CANDLES
 
 ETH = CANDLES / "ETH_BTC-5m.csv"

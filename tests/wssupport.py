@@ -9,8 +9,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from adapters.api.messages import Renderer
-from adapters.container import Container
+from tradeledger.adapters.api.messages import Renderer
+from tradeledger.adapters.container import Container
 
 DEADLINE = 60  # seconds a test may wait for a message before it is declared hung (not a timing assertion)
 

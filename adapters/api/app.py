@@ -21,18 +21,18 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from adapters.api import errors
-from adapters.api.deps import Clock
-from adapters.api.follower import LogFollower, LogReader
-from adapters.api.messages import MarketNames, Renderer
-from adapters.api.queries import ReadModels
-from adapters.api.routes import control, dashboard, operations, portfolio, signals
-from adapters.api.sessions import SessionLog
-from adapters.api.websocket import LiveStream, live_updates
-from adapters.eventfeed import StoreFeed
-from adapters.eventstore import LedgerStore
-from domain.market import Market
-from settings import Settings
+from tradeledger.adapters.api import errors
+from tradeledger.adapters.api.deps import Clock
+from tradeledger.adapters.api.follower import LogFollower, LogReader
+from tradeledger.adapters.api.messages import MarketNames, Renderer
+from tradeledger.adapters.api.queries import ReadModels
+from tradeledger.adapters.api.routes import control, dashboard, operations, portfolio, signals
+from tradeledger.adapters.api.sessions import SessionLog
+from tradeledger.adapters.api.websocket import LiveStream, live_updates
+from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.domain.market import Market
+from tradeledger.settings import Settings
 
 VERSION = "0.1.0"
 QUEUE_LIMIT = 256  # pages of updates a connection may fall behind before it catches up from the log

@@ -8,11 +8,11 @@ from typing import TypeAlias
 
 from litestar.di import NamedDependency
 
-from adapters.api.messages import Renderer
-from adapters.api.queries import ReadModels
-from adapters.eventfeed import StoreFeed
-from adapters.eventstore import LedgerStore
-from settings import Settings
+from tradeledger.adapters.api.messages import Renderer
+from tradeledger.adapters.api.queries import ReadModels
+from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.settings import Settings
 
 Clock = Callable[[], datetime]
 

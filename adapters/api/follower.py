@@ -23,8 +23,8 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
-from projections.fold import Recorded
-from projections.runner import EventFeed
+from tradeledger.projections.fold import Recorded
+from tradeledger.projections.runner import EventFeed
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from uuid import UUID
 
 import msgspec
 
-from adapters.api.follower import Outgoing
-from adapters.api.schemas import (
+from tradeledger.adapters.api.follower import Outgoing
+from tradeledger.adapters.api.schemas import (
     ActivityMessage,
     ActivityView,
     AgentMessage,
@@ -36,14 +36,14 @@ from adapters.api.schemas import (
     TradingMessage,
     TradingUpdate,
 )
-from domain.account import Account
-from domain.agent_run import AgentRun
-from domain.gateway import Gateway
-from domain.market import Market
-from projections.activity import DESCRIBE, ActivityFold, ActivityRow
-from projections.fold import Fold, Recorded
-from projections.rows import RowTable
-from projections.signals import SignalRow, SignalsFold
+from tradeledger.domain.account import Account
+from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.gateway import Gateway
+from tradeledger.domain.market import Market
+from tradeledger.projections.activity import DESCRIBE, ActivityFold, ActivityRow
+from tradeledger.projections.fold import Fold, Recorded
+from tradeledger.projections.rows import RowTable
+from tradeledger.projections.signals import SignalRow, SignalsFold
 
 TOPICS_OF: dict[type[Message], frozenset[str]] = {
     SignalMessage: frozenset({"signals"}),

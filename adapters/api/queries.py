@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 import msgspec
 import sqlalchemy as sa
 
-from adapters.api.messages import activity_view, signal_view
-from adapters.api.schemas import (
+from tradeledger.adapters.api.messages import activity_view, signal_view
+from tradeledger.adapters.api.schemas import (
     ActivityView,
     ConnectionsView,
     DailyPnlView,
@@ -42,11 +42,11 @@ from adapters.api.schemas import (
     SignalView,
     TradeView,
 )
-from projections.activity import ACTIVITY, ACTIVITY_PROJECTION
-from projections.connections import CONNECTIONS_PROJECTION, GATEWAYS, SESSIONS
-from projections.health import HealthReport
-from projections.healthview import read_health
-from projections.portfolio import (
+from tradeledger.projections.activity import ACTIVITY, ACTIVITY_PROJECTION
+from tradeledger.projections.connections import CONNECTIONS_PROJECTION, GATEWAYS, SESSIONS
+from tradeledger.projections.health import HealthReport
+from tradeledger.projections.healthview import read_health
+from tradeledger.projections.portfolio import (
     ACCOUNTS,
     DAILY_PNL,
     EQUITY,
@@ -58,11 +58,11 @@ from projections.portfolio import (
     AccountRow,
     PositionRow,
 )
-from projections.registry import PROJECTIONS
-from projections.rows import RowTable
-from projections.signals import SIGNALS, SIGNALS_PROJECTION
-from projections.snapshot import snapshot
-from projections.sql import TRACKING
+from tradeledger.projections.registry import PROJECTIONS
+from tradeledger.projections.rows import RowTable
+from tradeledger.projections.signals import SIGNALS, SIGNALS_PROJECTION
+from tradeledger.projections.snapshot import snapshot
+from tradeledger.projections.sql import TRACKING
 
 V = TypeVar("V")
 HUNDRED = Decimal(100)

@@ -14,8 +14,8 @@ from uuid import UUID
 
 import msgspec
 
-from domain.text import MAX_REASON
-from domain.values import MemberPrediction, OrderType, Prediction, Side
+from tradeledger.domain.text import MAX_REASON
+from tradeledger.domain.values import MemberPrediction, OrderType, Prediction, Side
 
 MAX_POSITION = 2**63 - 1  # log positions are 64-bit signed integers in both databases
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from adapters.api.wsprotocol import AbortableWebSocketProtocol
+from tradeledger.adapters.api.wsprotocol import AbortableWebSocketProtocol
 
 if TYPE_CHECKING:
     from litestar import Litestar

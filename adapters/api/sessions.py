@@ -19,8 +19,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
-from adapters.eventstore import LedgerStore
-from domain.gateway import Gateway
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.domain.gateway import Gateway
 
 log = logging.getLogger(__name__)
 

@@ -38,11 +38,11 @@ from litestar import WebSocket, websocket
 from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 
-from adapters.api.follower import LAGGED, FollowerStopped, LogFollower, LogReader, Subscription, Update
-from adapters.api.schemas import ALL_TOPICS, MAX_POSITION, Topic
-from adapters.api.sendqueue import ABORT, CLOSE_STOPPED_READING, EXTENSION, SendQueue, SlowConsumer, never
-from adapters.api.sessions import SessionLog, SessionLogClosed
-from domain.text import MAX_PEER, InvalidText, recordable
+from tradeledger.adapters.api.follower import LAGGED, FollowerStopped, LogFollower, LogReader, Subscription, Update
+from tradeledger.adapters.api.schemas import ALL_TOPICS, MAX_POSITION, Topic
+from tradeledger.adapters.api.sendqueue import ABORT, CLOSE_STOPPED_READING, EXTENSION, SendQueue, SlowConsumer, never
+from tradeledger.adapters.api.sessions import SessionLog, SessionLogClosed
+from tradeledger.domain.text import MAX_PEER, InvalidText, recordable
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
-from adapters.api.sendqueue import ABORT, EXTENSION
+from tradeledger.adapters.api.sendqueue import ABORT, EXTENSION
 
 
 class AbortableWebSocketProtocol(WebSocketsSansIOProtocol):

@@ -37,15 +37,15 @@ from telegram import BotCommand, Update
 from telegram.error import InvalidToken
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
-from adapters.eventstore import LedgerStore
-from adapters.projecting import pid_alive
-from adapters.telegram.commands import Commands
-from adapters.telegram.delivery import Backoff, Sender, stale_claimers
-from adapters.telegram.gateway import GatewayLog
-from adapters.telegram.logs import protect_token
-from projections.alert_watch import AlertWatcher
-from projections.outbox import Outbox
-from settings import Settings
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.adapters.projecting import pid_alive
+from tradeledger.adapters.telegram.commands import Commands
+from tradeledger.adapters.telegram.delivery import Backoff, Sender, stale_claimers
+from tradeledger.adapters.telegram.gateway import GatewayLog
+from tradeledger.adapters.telegram.logs import protect_token
+from tradeledger.projections.alert_watch import AlertWatcher
+from tradeledger.projections.outbox import Outbox
+from tradeledger.settings import Settings
 
 log = logging.getLogger(__name__)
 

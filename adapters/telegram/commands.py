@@ -26,16 +26,16 @@ import sqlalchemy as sa
 from telegram import Message, Update
 from telegram.ext import ContextTypes
 
-from adapters import control
-from adapters.api.queries import ReadModels
-from adapters.eventstore import LedgerStore
-from adapters.telegram.gateway import GatewayLog, chat_peer
-from domain.errors import AlreadyHalted, NotHalted
-from domain.text import MAX_COMMAND, MAX_MESSAGE, MAX_REASON, InvalidText, recordable
-from projections.alerts import shown, signed
-from projections.health import HealthReport
-from projections.healthview import read_health
-from settings import Settings
+from tradeledger.adapters import control
+from tradeledger.adapters.api.queries import ReadModels
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.adapters.telegram.gateway import GatewayLog, chat_peer
+from tradeledger.domain.errors import AlreadyHalted, NotHalted
+from tradeledger.domain.text import MAX_COMMAND, MAX_MESSAGE, MAX_REASON, InvalidText, recordable
+from tradeledger.projections.alerts import shown, signed
+from tradeledger.projections.health import HealthReport
+from tradeledger.projections.healthview import read_health
+from tradeledger.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import NamedTuple
 from telegram import Bot
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from projections.outbox import Outbox, OutboxRow
+from tradeledger.projections.outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from adapters.eventstore import LedgerStore
-from domain.gateway import Gateway
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.domain.gateway import Gateway
 
 CHANNEL = "telegram"
 KIND = "telegram"

@@ -19,15 +19,15 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_503_SERVICE_UNAVAILABLE
 
-from adapters import control
-from adapters.api.deps import ClockDep, SettingsDep, StoreDep
-from adapters.api.errors import documented
-from adapters.api.routes.params import recorded_text
-from adapters.api.schemas import ControlRequest, ControlResult
-from adapters.eventstore import LedgerStore
-from domain.errors import AlreadyHalted, NotHalted
-from domain.text import MAX_REASON
-from settings import Settings
+from tradeledger.adapters import control
+from tradeledger.adapters.api.deps import ClockDep, SettingsDep, StoreDep
+from tradeledger.adapters.api.errors import documented
+from tradeledger.adapters.api.routes.params import recorded_text
+from tradeledger.adapters.api.schemas import ControlRequest, ControlResult
+from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.domain.errors import AlreadyHalted, NotHalted
+from tradeledger.domain.text import MAX_REASON
+from tradeledger.settings import Settings
 
 BY = "api"
 

@@ -10,15 +10,15 @@ from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters import eventlog
-from adapters.api.deps import ClockDep, FeedDep, ReadModelsDep, RendererDep, SettingsDep, StoreDep
-from adapters.api.errors import documented
-from adapters.api.messages import TOPICS_OF
-from adapters.api.routes.params import After, Limit, bad_request
-from adapters.api.schemas import ALL_TOPICS, ActivityView, ConnectionsView, Readiness, Topic, UpdatesPage
-from adapters.eventfeed import StoreFeed
-from adapters.eventlog import EventRecord
-from projections.health import AgentHealth, HealthReport, assess
+from tradeledger.adapters import eventlog
+from tradeledger.adapters.api.deps import ClockDep, FeedDep, ReadModelsDep, RendererDep, SettingsDep, StoreDep
+from tradeledger.adapters.api.errors import documented
+from tradeledger.adapters.api.messages import TOPICS_OF
+from tradeledger.adapters.api.routes.params import After, Limit, bad_request
+from tradeledger.adapters.api.schemas import ALL_TOPICS, ActivityView, ConnectionsView, Readiness, Topic, UpdatesPage
+from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventlog import EventRecord
+from tradeledger.projections.health import AgentHealth, HealthReport, assess
 
 
 def store_head(feed: StoreFeed) -> int | None:

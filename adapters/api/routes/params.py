@@ -8,8 +8,8 @@ from typing import Annotated
 from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 
-from adapters.api.schemas import MAX_POSITION
-from domain.text import InvalidText, recordable
+from tradeledger.adapters.api.schemas import MAX_POSITION
+from tradeledger.domain.text import InvalidText, recordable
 
 MAX_LIMIT = 1000
 

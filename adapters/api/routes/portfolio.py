@@ -9,10 +9,10 @@ from litestar import get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery, QueryParameter
 
-from adapters.api.deps import ReadModelsDep
-from adapters.api.errors import documented
-from adapters.api.routes.params import Limit, ordered, utc
-from adapters.api.schemas import (
+from tradeledger.adapters.api.deps import ReadModelsDep
+from tradeledger.adapters.api.errors import documented
+from tradeledger.adapters.api.routes.params import Limit, ordered, utc
+from tradeledger.adapters.api.schemas import (
     DailyPnlView,
     EquityPoint,
     FillView,

@@ -12,9 +12,9 @@ from litestar import get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
 
-from adapters.api.deps import ReadModelsDep
-from adapters.api.errors import documented
-from adapters.api.schemas import SignalView
+from tradeledger.adapters.api.deps import ReadModelsDep
+from tradeledger.adapters.api.errors import documented
+from tradeledger.adapters.api.schemas import SignalView
 
 
 @get("/signals", sync_to_thread=True)
