@@ -6,12 +6,19 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # The PostgreSQL advisory lock key migrators queue on: any fixed number no other lock in the database uses.
 MIGRATION_LOCK = 0x7472_6164_656C_6467  # "tradeldg"
+READ_ONLY_OPTIONS = "-c default_transaction_read_only=on"  # libpq options: every transaction is read-only
+EVENT_TABLES = {"sqlite": "stored_events", "postgresql": "tradeledger_events"}  # as migration 0001 creates them
+
+
+class StoreUnavailable(Exception):
+    """The store a read-only command was given cannot be read as it is: missing, not a store, or not migrated."""
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -23,15 +30,31 @@ def sqlalchemy_url(url: str) -> str:
 
 def ensure_sqlite_directory(url: str) -> None:
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_db_engine(url: str, **kwargs: object) -> Engine:
-    ensure_sqlite_directory(url)
-    engine = create_engine(sqlalchemy_url(url), **kwargs)  # type: ignore[arg-type]
+def create_db_engine(url: str, *, read_only: bool = False, **kwargs: object) -> Engine:
+    """`read_only`: no connection can write (and nothing is created: not the SQLite file, not its directory)."""
+    if read_only:
+        target, connect = _read_only(url)
+        engine = create_engine(target, **connect, **kwargs)  # type: ignore[arg-type]
+    else:
+        ensure_sqlite_directory(url)
+        engine = create_engine(sqlalchemy_url(url), **kwargs)  # type: ignore[arg-type]
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _read_only(url: str) -> tuple[str, dict[str, object]]:
+    """The SQLAlchemy URL and connect arguments of a connection that cannot write."""
+    if url.startswith("sqlite:///"):
+        return f"sqlite:///file:{sqlite_path(url)}?mode=ro&uri=true", {}
+    return sqlalchemy_url(url), {"connect_args": {"options": READ_ONLY_OPTIONS}}
+
+
+def sqlite_path(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///")).expanduser().resolve()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -45,14 +68,49 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def check_store(url: str, *, need_head: bool) -> None:
+    """StoreUnavailable unless `url` names an existing event store, with its schema at head if `need_head`.
+
+    It only reads: a command that audits or reads a store must not create or migrate what it was pointed at
+    (a mistyped path would otherwise become an empty store that verifies "OK: 0 events").
+    """
+    if url.startswith("sqlite:///") and not sqlite_path(url).is_file():
+        raise StoreUnavailable(f"no event store at {sqlite_path(url)} (nothing was created; "
+                               "`tradeledger db upgrade` creates one)")
+    engine = create_db_engine(url, read_only=True, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+            revision = (connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                        if "alembic_version" in tables else None)
+            events = EVENT_TABLES[engine.dialect.name]
+    finally:
+        engine.dispose()
+    if events not in tables:
+        raise StoreUnavailable(f"the database holds no event store (no table {events}); "
+                               "`tradeledger db upgrade` creates one")
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    if need_head and revision != scripts.get_current_head():
+        known = revision is None or any(s.revision == revision for s in scripts.walk_revisions())
+        raise StoreUnavailable(f"the store's schema is at revision {revision}, this release reads "
+                               f"{scripts.get_current_head()}: run `tradeledger db upgrade`" if known else
+                               f"the store's schema revision {revision} is unknown to this release "
+                               "(a newer release migrated it)")
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
 def upgrade(url: str) -> None:
     """`alembic upgrade head` on the given database, one process at a time.
 
     Processes started together on a fresh database would each find no schema and all create it. So the
     migrating connection first takes a lock the others queue on; whoever follows finds the schema at head.
     """
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _alembic_config()
     engine = create_db_engine(url, poolclass=NullPool)  # closing the connection really ends its session
     if engine.dialect.name == "sqlite":
         _begin_exclusive(engine)

@@ -26,6 +26,7 @@ import typing
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
@@ -46,18 +47,12 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic, resolve_topic
 
 from tradeledger.adapters import topics  # noqa: F401 - registers the topics of stores written by 0.1.0
+from tradeledger.adapters.services.ports import Clock, utcnow
 
 DIGEST_SIZE = 32
 GENESIS = bytes(DIGEST_SIZE)
 _ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version"})
 RECORDED_AT = "recorded_at"  # reserved payload key, never an event field (tests/test_two_clocks.py checks)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 _ENCODE_TIME = msgspec.json.Encoder().encode
 
@@ -130,7 +125,7 @@ def state_decoder(event_class: type) -> msgspec.json.Decoder[Any]:
 class ChainedMapper(Mapper[UUID]):
     """Maps domain events to `StoredEvent(state=payload)` and back from `digest || payload`."""
 
-    def __init__(self, clock: Clock = utc_now) -> None:
+    def __init__(self, clock: Clock = utcnow) -> None:
         super().__init__(transcoder=MsgspecTranscoder())
         self.clock = clock
 
@@ -272,7 +267,7 @@ class LedgerStore(Application[UUID]):
 
     name = "tradeledger"
 
-    def __init__(self, env: dict[str, str], *, clock: Clock = utc_now) -> None:
+    def __init__(self, env: dict[str, str], *, clock: Clock = utcnow) -> None:
         """`clock`: the wall clock whose reading at each append is the events' recorded time."""
         self.clock = clock  # before the library's __init__, which constructs the mapper
         super().__init__(env=env)
@@ -314,20 +309,27 @@ class LedgerStore(Application[UUID]):
         return self.recorder.max_notification_id() or 0
 
 
-def store_environment(url: str) -> dict[str, str]:
-    """eventsourcing settings for a database URL. Alembic creates every table."""
+def store_environment(url: str, *, read_only: bool = False) -> dict[str, str]:
+    """eventsourcing settings for a database URL. Alembic creates every table.
+
+    `read_only`: nothing can write (or create) the store: SQLite opens the file with `mode=ro`, PostgreSQL
+    sessions have `default_transaction_read_only` on (adapters.pgreadonly).
+    """
     parts = urlsplit(url)
     scheme = parts.scheme.split("+")[0]
     if scheme == "sqlite":
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if not path:
             raise ValueError(f"database.url: expected sqlite:///PATH, got {url!r}")
+        if read_only:
+            path = f"file:{Path(path).expanduser().resolve()}?mode=ro"  # the library connects with uri=True
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
                 "SQLITE_LOCK_TIMEOUT": "30", "CREATE_TABLE": "no",
                 "APPLICATION_RECORDER_TOPIC": get_topic(BatchInsertSQLiteRecorder)}
     if scheme in ("postgresql", "postgres"):
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": ("tradeledger.adapters.pgreadonly:ReadOnlyPostgresFactory" if read_only
+                                   else "eventsourcing.postgres"),
             "POSTGRES_DBNAME": parts.path.lstrip("/"),
             "POSTGRES_HOST": parts.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(parts.port or 5432),
@@ -340,6 +342,7 @@ def store_environment(url: str) -> dict[str, str]:
     raise ValueError(f"database.url: expected a sqlite:/// or postgresql:// URL, got scheme {parts.scheme!r}")
 
 
-def open_store(url: str, *, clock: Clock = utc_now) -> LedgerStore:
+def open_store(url: str, *, clock: Clock = utcnow, read_only: bool = False) -> LedgerStore:
+    """`read_only`: every connection of the store refuses to write (for the commands that only read)."""
     # The library reads os.environ too; ours must win so two stores in one process stay apart.
-    return LedgerStore(env=store_environment(url), clock=clock)
+    return LedgerStore(env=store_environment(url, read_only=read_only), clock=clock)

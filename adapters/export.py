@@ -22,12 +22,10 @@ from uuid import UUID
 
 import msgspec
 import polars as pl
-import sqlalchemy as sa
 
 from tradeledger.adapters.eventlog import EventRecord
-from tradeledger.projections import sql
-from tradeledger.projections.portfolio import EQUITY, FILLS, ORDERS, TRADES
-from tradeledger.projections.rows import RowTable
+from tradeledger.projections.portfolio_rows import EQUITY, FILLS, ORDERS, TRADES
+from tradeledger.projections.rows import RowSource, RowTable
 from tradeledger.projections.signals import SIGNALS
 
 Format = Literal["parquet", "csv"]
@@ -43,19 +41,17 @@ EVENT_SCHEMA = {"position": pl.Int64(), "stream": pl.String(), "version": pl.Int
                 "at": UTC_TIME, "recorded_at": UTC_TIME, "data": pl.String()}
 
 
-def export(engine: sa.Engine, out: Path, fmt: Format, log: Iterable[EventRecord]) -> dict[str, Path]:
-    """Write one file per read model and one of the event log `log`; returns the path of each."""
-    out.mkdir(parents=True, exist_ok=True)
+def export(rows: RowSource[Any], out: Path, fmt: Format, log: Iterable[EventRecord]) -> dict[str, Path]:
+    """Write one file per read model (its rows from `rows`) and one of the event log `log`; the path of each."""
+    out.mkdir(exist_ok=True)
     events = events_frame(log)
     recorded = events.select("position", "recorded_at")
     frames = {}
-    with engine.connect() as conn:
-        rows = sql.row_source(conn)
-        for name, table in EXPORTS.items():
-            frame = to_frame(table, rows(table))
-            if "position" in frame.columns:
-                frame = frame.join(recorded, on="position", how="left", maintain_order="left")
-            frames[name] = frame
+    for name, table in EXPORTS.items():
+        frame = to_frame(table, rows(table))
+        if "position" in frame.columns:
+            frame = frame.join(recorded, on="position", how="left", maintain_order="left")
+        frames[name] = frame
     frames["events"] = events
     written = {}
     for name, frame in frames.items():

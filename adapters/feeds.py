@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
-from tradeledger.adapters.marketdata import load_candles, synthetic_candles
-from tradeledger.adapters.reproduce import decoded
-from tradeledger.adapters.eventstore import LedgerStore
-from tradeledger.adapters.topics import stored_topics
+from tradeledger.adapters.marketdata import load_candles
+from tradeledger.adapters.synthetic import synthetic_candles
+from tradeledger.adapters.services.ports import EventLogPort
 from tradeledger.domain.market import Market
 from tradeledger.domain.values import Candle, timeframe_delta
 
@@ -27,22 +26,22 @@ def file_feed(path: str) -> Iterator[Candle]:
     yield from load_candles(path).candles
 
 
-def synthetic_start(store: LedgerStore, timeframe: str, now: datetime) -> datetime:
+def synthetic_start(log: EventLogPort, timeframe: str, now: datetime) -> datetime:
     """Where the demo market begins: at its first recorded candle, so a restart regenerates the same
     series and skips what is recorded; on a fresh store a warm-up's worth of candles before now."""
-    first = store.recorder.select_notifications(start=0, limit=1, topics=stored_topics(Market.CandleClosed), inclusive_of_start=False)
-    if first:
-        [(event, _)] = list(decoded(first))
-        return event.open_time
+    first = log.first(Market.CandleClosed)
+    if first is not None:
+        start: datetime = first.event.open_time
+        return start
     step = timeframe_delta(timeframe)
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     floored = epoch + ((now - epoch) // step) * step
     return floored - WARMUP_CANDLES * step
 
 
-def live_feed(store: LedgerStore, *, symbols: tuple[str, ...], timeframe: str, seed: int, now: datetime,
+def live_feed(log: EventLogPort, *, symbols: tuple[str, ...], timeframe: str, seed: int, now: datetime,
               data: str | None = None) -> Iterator[Candle]:
     """The paced agent's feed: a file replayed as if live, or the synthetic demo market."""
     if data is not None:
         return file_feed(data)
-    return synthetic_feed(symbols, timeframe, seed=seed, start=synthetic_start(store, timeframe, now))
+    return synthetic_feed(symbols, timeframe, seed=seed, start=synthetic_start(log, timeframe, now))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from tradeledger.projections.health import HealthReport
+from tradeledger.projections.health_rule import HealthReport
 
 logger = logging.getLogger(__name__)
 

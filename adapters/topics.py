@@ -12,10 +12,11 @@ from eventsourcing.utils import get_topic, register_topic
 
 from tradeledger.domain.account import Account
 from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.control import ControlCommand
 from tradeledger.domain.gateway import Gateway
 from tradeledger.domain.market import Market
 
-AGGREGATES = (Account, Market, AgentRun, Gateway)
+AGGREGATES = (Account, Market, AgentRun, Gateway, ControlCommand)
 NAMESPACE = "tradeledger."
 
 

@@ -141,6 +141,25 @@ class Account(LedgerAggregate):
         def apply(self, account: Account) -> None:
             account.halted_by_rule = None
 
+    class CommandApplied(Aggregate.Event):
+        """The operator command (domain.control) at log position `issued_at` took effect on this account."""
+        command_id: UUID
+        command: str
+        issued_at: int
+
+        def apply(self, account: Account) -> None:
+            account.last_command_position = self.issued_at
+
+    class CommandRefused(Aggregate.Event):
+        """The command could not take effect (halt while halted): recorded, so it is never pending again."""
+        command_id: UUID
+        command: str
+        issued_at: int
+        reason: str
+
+        def apply(self, account: Account) -> None:
+            account.last_command_position = self.issued_at
+
     def __init__(
         self,
         name: str,
@@ -156,6 +175,7 @@ class Account(LedgerAggregate):
         self.orders: dict[UUID, Order] = {}
         self.orders_placed = 0
         self.halted_by_rule: str | None = None
+        self.last_command_position = 0  # commands are applied in log order: every one up to here is handled
         self.post(journal)
 
     # -- commands ---------------------------------------------------------

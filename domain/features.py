@@ -2,7 +2,7 @@
 
 `FeatureEngine.update` turns one closed candle into a `Features` snapshot in
 O(window) time, keeping only a few short deques. The same definitions are
-computed vectorised by `adapters.marketdata.compute_features_frame`; a test
+computed vectorised by `tests/features_oracle.compute_features_frame`; a test
 holds the two to within 1e-9 relative on real data, so change both together.
 
 Definitions (t is the current candle, c its close, n the number of candles seen):

@@ -6,17 +6,14 @@ A tick has two halves:
 - `trade(candle, signal, market, account)` records the candle and signal,
   fills the orders placed on the previous candle at this candle's open,
   applies the risk rules and places new orders. It only touches the
-  aggregates and the trader's account-side state, so after a write conflict
-  (a person halted trading meanwhile) it can run again on reloaded
-  aggregates with `checkpoint()` / `restore()`.
+  aggregates and the trader's account-side state.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -119,13 +116,6 @@ class Trader:
         self.apply_risk(candle, account)
         if signal.is_actionable:
             self.act(candle, signal.decision.prediction, account)
-
-    def checkpoint(self) -> dict[str, Any]:
-        """The account-side state `trade` changes, to undo a tick that could not be saved."""
-        return copy.deepcopy({k: v for k, v in vars(self).items() if k not in ("models", "model_factory", "broker")})
-
-    def restore(self, checkpoint: dict[str, Any]) -> None:
-        vars(self).update(copy.deepcopy(checkpoint))
 
     # -- steps --------------------------------------------------------------
 

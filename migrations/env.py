@@ -5,6 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from tradeledger.migrations.autogenerate import compare_type, include_name, target_metadata
+
 config = context.config
 
 
@@ -22,7 +24,8 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
-    context.configure(connection=connection, target_metadata=None, render_as_batch=True)
+    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
+                      include_name=include_name, compare_type=compare_type)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -12,14 +12,13 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-import sqlalchemy as sa
 
 from tradeledger.domain.account import Account
 from tradeledger.domain.agent_run import AgentRun
 from tradeledger.domain.gateway import Gateway
 from tradeledger.domain.market import Market
-from tradeledger.projections.fold import Fold, Handler, Projection, Recorded, Undecodable
-from tradeledger.projections.rows import RowTable, UtcDateTime, metadata
+from tradeledger.projections.fold import Fold, EventHandler, Projection, Recorded, Undecodable
+from tradeledger.projections.rows import RowTable
 
 KEEP_LAST = 1000
 
@@ -32,14 +31,7 @@ class ActivityRow(msgspec.Struct, kw_only=True):
     text: str
 
 
-ACTIVITY = RowTable(sa.Table(
-    "activity_feed", metadata,
-    sa.Column("position", sa.BigInteger, primary_key=True),
-    sa.Column("at", UtcDateTime, nullable=False),
-    sa.Column("type", sa.Text, nullable=False),
-    sa.Column("stream", sa.Text, nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-), ActivityRow, keep_last=KEEP_LAST)
+ACTIVITY = RowTable.of(ActivityRow, "activity_feed", primary_key=["position"], keep_last=KEEP_LAST)
 
 
 def _short(order_id: object) -> str:
@@ -72,7 +64,7 @@ DESCRIBE: dict[type, Callable[[Any], str]] = {
 
 
 class ActivityFold(Fold):
-    def handlers_by_type(self) -> dict[type, Handler]:
+    def handlers_by_type(self) -> dict[type, EventHandler]:
         return {event_type: self.describe for event_type in DESCRIBE}
 
     def relevant(self, events: Sequence[Recorded]) -> Sequence[Recorded]:

@@ -6,7 +6,7 @@ Their ids are deterministic, so a repeated check, a restart or a second
 watcher can never queue one twice (the outbox ignores an id it has):
 
 - `agent_stale:<run>:<last beat>`: the latest agent run has been silent for
-  longer than the health view allows (`projections.health`); one alert per
+  longer than the health view allows (`projections.health_rule`); one alert per
   silence, named by the last heartbeat (or the start) before it.
 - `agent_recovered:<run>:<last beat>`: a silence alerted earlier has ended:
   that run beats again, or a newer run is running. It names the silence it ends.
@@ -32,9 +32,10 @@ import msgspec
 import sqlalchemy as sa
 
 from tradeledger.projections.alerts import AlertKind, percent, shown, signed
-from tradeledger.projections.health import AGENT_RUNS, AgentHealth, agent_health, latest_run, stopped_text
+from tradeledger.projections.health import AGENT_RUNS
+from tradeledger.projections.health_rule import AgentHealth, agent_health, latest_run, stopped_text
 from tradeledger.projections.outbox import NewAlert
-from tradeledger.projections.portfolio import ACCOUNTS, DAILY_PNL, AccountRow, DailyPnlRow
+from tradeledger.projections.portfolio_rows import ACCOUNTS, DAILY_PNL, AccountRow, DailyPnlRow
 from tradeledger.projections.sql import TRACKING, Tracking
 
 STALE = "agent_stale:"

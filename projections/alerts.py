@@ -35,14 +35,22 @@ from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
-import sqlalchemy as sa
 
 from tradeledger.domain.account import Account
 from tradeledger.domain.agent_run import AgentRun
 from tradeledger.domain.values import Side
-from tradeledger.projections.fold import Fold, Handler, Projection
-from tradeledger.projections.portfolio import ACCOUNTS, ORDERS, POSITIONS, TRADES, AccountRow, PortfolioFold, PositionRow, TradeRow
-from tradeledger.projections.rows import RowSource, RowTable, Sink, UtcDateTime, metadata
+from tradeledger.projections.fold import Fold, EventHandler, Projection
+from tradeledger.projections.portfolio import PortfolioFold
+from tradeledger.projections.portfolio_rows import (
+    ACCOUNTS,
+    ORDERS,
+    POSITIONS,
+    TRADES,
+    AccountRow,
+    PositionRow,
+    TradeRow,
+)
+from tradeledger.projections.rows import RowSource, RowTable, Sink
 
 AlertKind = Literal[
     "trade_opened", "trade_closed", "order_rejected", "trading_halted", "trading_resumed", "agent_stopped",
@@ -73,19 +81,8 @@ class StateRow(msgspec.Struct, kw_only=True):
     value: str  # msgspec JSON of the state's struct
 
 
-ALERTS = RowTable(sa.Table(
-    "alerts", metadata,
-    sa.Column("position", sa.BigInteger, primary_key=True),
-    sa.Column("kind", sa.Text, nullable=False),
-    sa.Column("at", UtcDateTime, nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-), AlertRow)
-ALERT_STATE = RowTable(sa.Table(
-    "alerts_state", metadata,
-    sa.Column("scope", sa.Text, primary_key=True),
-    sa.Column("key", sa.Text, primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-), StateRow)
+ALERTS = RowTable.of(AlertRow, "alerts", primary_key=["position"])
+ALERT_STATE = RowTable.of(StateRow, "alerts_state", primary_key=["scope", "key"])
 
 
 def shown(amount: Decimal) -> str:
@@ -136,7 +133,7 @@ class AlertsFold(Fold):
         self.trade_row: TradeRow | None = None
         super().__init__(sink)
 
-    def handlers_by_type(self) -> dict[type, Handler]:
+    def handlers_by_type(self) -> dict[type, EventHandler]:
         return {
             **{event_type: self.through for event_type in ACCOUNT_EVENTS},
             Account.OrderPlaced: self.order_placed, Account.OrderFilled: self.order_filled,

@@ -17,7 +17,7 @@ import msgspec
 
 from tradeledger.projections.rows import RowSource, RowTable, Sink
 
-Handler = Callable[[Any, int], None]
+EventHandler = Callable[[Any, int], None]
 
 
 class Undecodable(msgspec.Struct, frozen=True):
@@ -28,7 +28,7 @@ class Undecodable(msgspec.Struct, frozen=True):
 
 
 class Recorded:
-    """One event at its log position: its type and stream up front, the event decoded on first use.
+    """One event at its log position: its type, stream and version up front, the event decoded on first use.
 
     Decoding is most of the cost of reading the log, and some folds need only
     a few events of a batch (the latest signal per market, the newest feed
@@ -40,7 +40,7 @@ class Recorded:
     was appended. Both are read without decoding the event.
     """
 
-    __slots__ = ("position", "type", "stream", "_event", "_source", "_decode", "_read_clocks", "_clocks")
+    __slots__ = ("position", "type", "stream", "version", "_event", "_source", "_decode", "_read_clocks", "_clocks")
 
     def __init__(self, position: int, event: Any, recorded_at: datetime | None = None) -> None:
         """An event already in memory (tests, replays of in-memory aggregates); recorded when it happened
@@ -48,6 +48,7 @@ class Recorded:
         self.position = position
         self.type: type = type(event)
         self.stream: UUID | None = getattr(event, "originator_id", None)
+        self.version: int | None = getattr(event, "originator_version", None)
         self._event: Any = event
         self._source: tuple[Any, ...] = (event, recorded_at)
         self._decode: Callable[..., object] | None = None
@@ -55,12 +56,12 @@ class Recorded:
         self._clocks: tuple[datetime, datetime] | None = None
 
     @classmethod
-    def lazy(cls, position: int, type_: type, stream: UUID, source: tuple[Any, ...], decode: Callable[..., object],
-             clocks: Callable[..., tuple[datetime, datetime]]) -> Recorded:
+    def lazy(cls, position: int, type_: type, stream: UUID, version: int, source: tuple[Any, ...],
+             decode: Callable[..., object], clocks: Callable[..., tuple[datetime, datetime]]) -> Recorded:
         """A stored event: `decode(*source)` gives the event when a fold first reads it, `clocks(*source)`
         its (business time, recorded time) from the stored payload alone."""
         recorded = cls.__new__(cls)
-        recorded.position, recorded.type, recorded.stream = position, type_, stream
+        recorded.position, recorded.type, recorded.stream, recorded.version = position, type_, stream, version
         recorded._event, recorded._source, recorded._decode = None, source, decode
         recorded._read_clocks, recorded._clocks = clocks, None
         return recorded
@@ -110,9 +111,9 @@ class Fold:
 
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
-        self.handlers: dict[type, Handler] = self.handlers_by_type()
+        self.handlers: dict[type, EventHandler] = self.handlers_by_type()
 
-    def handlers_by_type(self) -> dict[type, Handler]:
+    def handlers_by_type(self) -> dict[type, EventHandler]:
         raise NotImplementedError
 
     @classmethod

@@ -1,4 +1,4 @@
-"""The health view, read from the read models at the moment it is asked for (the rule is in projections.health)."""
+"""The health view, read from the read models at the moment it is asked for (the rule is in projections.health_rule)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from tradeledger.projections import sql
 from tradeledger.projections.connections import SESSIONS
 from tradeledger.projections.fold import Projection
-from tradeledger.projections.health import AGENT_RUNS, HealthReport, ProjectionHealth, agent_health, assess, latest_run
+from tradeledger.projections.health import AGENT_RUNS
+from tradeledger.projections.health_rule import HealthReport, ProjectionHealth, agent_health, assess, latest_run
 from tradeledger.projections.registry import PROJECTIONS
 from tradeledger.projections.snapshot import snapshot
 

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tradeledger.projections.alerts import ALERTS, AlertRow
-from tradeledger.projections.rows import RowTable, UtcDateTime, metadata
+from tradeledger.projections.rows import RowTable
 
 Status = Literal["pending", "sent", "failed"]
 ENQUEUE_PAGE = 500
@@ -66,29 +66,9 @@ class ChatRow(msgspec.Struct, kw_only=True):
     added_at: datetime
 
 
-OUTBOX = RowTable(sa.Table(
-    "alert_outbox", metadata,
-    sa.Column("alert_id", sa.Text, primary_key=True),
-    sa.Column("chat_id", sa.BigInteger, primary_key=True),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Column("kind", sa.Text, nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("last_error", sa.Text, nullable=True),
-    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
-    sa.Column("claimed_by", sa.Text, nullable=True),
-    sa.Column("sent_at", UtcDateTime, nullable=True),
-    sa.Column("message_id", sa.BigInteger, nullable=True),
-    sa.Index("alert_outbox_queue", "chat_id", "status", "position"),
-), OutboxRow)
-CHATS = RowTable(sa.Table(
-    "alert_chats", metadata,
-    sa.Column("chat_id", sa.BigInteger, primary_key=True),
-    sa.Column("enqueued_through", sa.BigInteger, nullable=False),
-    sa.Column("added_at", UtcDateTime, nullable=False),
-), ChatRow)
+OUTBOX = RowTable.of(OutboxRow, "alert_outbox", primary_key=["alert_id", "chat_id"], types={"attempts": sa.Integer},
+                     indexes=[sa.Index("alert_outbox_queue", "chat_id", "status", "position")])
+CHATS = RowTable.of(ChatRow, "alert_chats", primary_key=["chat_id"])
 
 
 def log_alert_id(position: int) -> str:

@@ -23,177 +23,33 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import msgspec
-import sqlalchemy as sa
-
 from tradeledger.domain.account import FEES, TRADING_INCOME, Account, cash_account, position_account
 from tradeledger.domain.market import Market
-from tradeledger.domain.values import JournalLine, OrderType, Side
-from tradeledger.projections.fold import Fold, Handler, Projection
-from tradeledger.projections.rows import MONEY, RowMismatch, RowSource, RowTable, Sink, UtcDateTime, metadata
+from tradeledger.domain.values import JournalLine, Side
+from tradeledger.projections.fold import Fold, EventHandler, Projection
+from tradeledger.projections.portfolio_rows import (
+    ACCOUNTS,
+    DAILY_PNL,
+    EQUITY,
+    FILLS,
+    MARKETS,
+    ORDERS,
+    POSITIONS,
+    PRICES,
+    TRADES,
+    AccountRow,
+    DailyPnlRow,
+    EquityRow,
+    FillRow,
+    MarketRow,
+    OrderRow,
+    PositionRow,
+    PriceRow,
+    TradeRow,
+)
+from tradeledger.projections.rows import RowSource, Sink
 
 ZERO = Decimal(0)
-
-
-class MarketRow(msgspec.Struct, kw_only=True):
-    market_id: UUID
-    symbol: str
-    timeframe: str
-
-
-class PriceRow(msgspec.Struct, kw_only=True):
-    symbol: str
-    price: Decimal
-    at: datetime
-
-
-class AccountRow(msgspec.Struct, kw_only=True):
-    account: str
-    account_id: UUID
-    quote_currency: str
-    initial_balance: Decimal
-    cash: Decimal
-    realised_pnl: Decimal
-    fees: Decimal
-    equity: Decimal
-    halted: bool
-    halted_rule: str | None
-    halted_reason: str | None
-    opened_at: datetime
-    mark_time: datetime | None
-    mark_day: date | None
-    day_open_equity: Decimal
-    trades_closed: int
-
-
-class PositionRow(msgspec.Struct, kw_only=True):
-    account: str
-    symbol: str
-    quantity: Decimal
-    cost: Decimal
-    average_price: Decimal
-    last_price: Decimal | None
-    unrealised_pnl: Decimal
-    opened_at: datetime
-    # The round trip in progress: what closing it will report.
-    entry_quantity: Decimal
-    entry_value: Decimal
-    exit_quantity: Decimal
-    exit_value: Decimal
-    trip_fees: Decimal
-    trip_pnl: Decimal
-
-    @property
-    def value(self) -> Decimal:
-        return self.cost if self.last_price is None else self.quantity * self.last_price
-
-
-class OrderRow(msgspec.Struct, kw_only=True):
-    order_id: UUID
-    account: str
-    symbol: str
-    side: Side
-    quantity: Decimal
-    order_type: OrderType
-    placed_at: datetime
-    signal_ref: str
-    reason: str
-    status: str  # open, filled, cancelled
-    closed_at: datetime | None = None
-    fill_price: Decimal | None = None
-    filled_quantity: Decimal | None = None
-    fee: Decimal | None = None
-    close_reason: str | None = None
-
-
-class FillRow(msgspec.Struct, kw_only=True):
-    position: int
-    account: str
-    order_id: UUID
-    symbol: str
-    side: Side
-    price: Decimal
-    quantity: Decimal
-    fee: Decimal
-    realised_pnl: Decimal
-    filled_at: datetime
-
-
-class TradeRow(msgspec.Struct, kw_only=True):
-    account: str
-    seq: int
-    symbol: str
-    entry_time: datetime
-    exit_time: datetime
-    entry_price: Decimal
-    exit_price: Decimal
-    quantity: Decimal
-    fees: Decimal
-    pnl: Decimal
-
-
-class EquityRow(msgspec.Struct, kw_only=True):
-    account: str
-    time: datetime
-    equity: Decimal
-
-
-class DailyPnlRow(msgspec.Struct, kw_only=True):
-    account: str
-    day: date
-    pnl: Decimal
-
-
-def _table(name: str, *columns: sa.Column[Any]) -> sa.Table:
-    return sa.Table(name, metadata, *columns)
-
-
-def _key(name: str, type_: Any = sa.Text) -> sa.Column[Any]:
-    return sa.Column(name, type_, primary_key=True)
-
-
-def _col(name: str, type_: Any = sa.Text, *, nullable: bool = False) -> sa.Column[Any]:
-    return sa.Column(name, type_, nullable=nullable)
-
-
-MARKETS = RowTable(_table("portfolio_markets", _key("market_id"), _col("symbol"), _col("timeframe")), MarketRow)
-PRICES = RowTable(_table("portfolio_prices", _key("symbol"), _col("price", MONEY), _col("at", UtcDateTime)),
-                  PriceRow)
-ACCOUNTS = RowTable(_table(
-    "portfolio_accounts", _key("account"), _col("account_id"), _col("quote_currency"),
-    _col("initial_balance", MONEY), _col("cash", MONEY), _col("realised_pnl", MONEY), _col("fees", MONEY),
-    _col("equity", MONEY), _col("halted", sa.Boolean), _col("halted_rule", nullable=True),
-    _col("halted_reason", nullable=True), _col("opened_at", UtcDateTime),
-    _col("mark_time", UtcDateTime, nullable=True), _col("mark_day", sa.Date, nullable=True),
-    _col("day_open_equity", MONEY), _col("trades_closed", sa.Integer),
-), AccountRow)
-POSITIONS = RowTable(_table(
-    "portfolio_positions", _key("account"), _key("symbol"), _col("quantity", MONEY), _col("cost", MONEY),
-    _col("average_price", MONEY), _col("last_price", MONEY, nullable=True), _col("unrealised_pnl", MONEY),
-    _col("opened_at", UtcDateTime), _col("entry_quantity", MONEY), _col("entry_value", MONEY),
-    _col("exit_quantity", MONEY), _col("exit_value", MONEY), _col("trip_fees", MONEY), _col("trip_pnl", MONEY),
-), PositionRow)
-ORDERS = RowTable(_table(
-    "portfolio_orders", _key("order_id"), _col("account"), _col("symbol"), _col("side"), _col("quantity", MONEY),
-    _col("order_type"), _col("placed_at", UtcDateTime), _col("signal_ref"), _col("reason"), _col("status"),
-    _col("closed_at", UtcDateTime, nullable=True), _col("fill_price", MONEY, nullable=True),
-    _col("filled_quantity", MONEY, nullable=True), _col("fee", MONEY, nullable=True),
-    _col("close_reason", nullable=True),
-), OrderRow)
-FILLS = RowTable(_table(
-    "portfolio_fills", _key("position", sa.BigInteger), _col("account"), _col("order_id"), _col("symbol"),
-    _col("side"), _col("price", MONEY), _col("quantity", MONEY), _col("fee", MONEY), _col("realised_pnl", MONEY),
-    _col("filled_at", UtcDateTime),
-), FillRow)
-TRADES = RowTable(_table(
-    "portfolio_trades", _key("account"), _key("seq", sa.Integer), _col("symbol"), _col("entry_time", UtcDateTime),
-    _col("exit_time", UtcDateTime), _col("entry_price", MONEY), _col("exit_price", MONEY), _col("quantity", MONEY),
-    _col("fees", MONEY), _col("pnl", MONEY),
-), TradeRow)
-EQUITY = RowTable(_table("portfolio_equity", _key("account"), _key("time", UtcDateTime), _col("equity", MONEY)),
-                  EquityRow)
-DAILY_PNL = RowTable(_table("portfolio_daily_pnl", _key("account"), _key("day", sa.Date), _col("pnl", MONEY)),
-                     DailyPnlRow)
 
 
 class PortfolioFold(Fold):
@@ -205,7 +61,7 @@ class PortfolioFold(Fold):
         self.positions: dict[str, dict[str, PositionRow]] = {}  # account -> symbol -> row
         self.orders: dict[UUID, OrderRow] = {}  # open orders only
 
-    def handlers_by_type(self) -> dict[type, Handler]:
+    def handlers_by_type(self) -> dict[type, EventHandler]:
         return {
             Market.Listed: self.listed, Market.CandleClosed: self.candle_closed,
             Account.Opened: self.opened, Account.OrderPlaced: self.order_placed,
@@ -371,49 +227,3 @@ class PortfolioFold(Fold):
 
 PORTFOLIO = Projection("portfolio", (MARKETS, PRICES, ACCOUNTS, POSITIONS, ORDERS, FILLS, TRADES, EQUITY, DAILY_PNL),
                        PortfolioFold)
-
-
-class PortfolioView(msgspec.Struct, kw_only=True):
-    """One account's portfolio as the CLI and API show it."""
-
-    account: AccountRow
-    positions: list[PositionRow]
-    open_orders: list[OrderRow]
-    trades: list[TradeRow]
-    daily_pnl: list[DailyPnlRow]
-
-
-def portfolio_view(rows: RowSource[Any], account: str) -> PortfolioView | None:
-    found = [a for a in rows(ACCOUNTS) if a.account == account]
-    if not found:
-        return None
-    return PortfolioView(
-        account=found[0],
-        positions=[p for p in rows(POSITIONS) if p.account == account],
-        open_orders=[o for o in rows(ORDERS) if o.account == account and o.status == "open"],
-        trades=[t for t in rows(TRADES) if t.account == account],
-        daily_pnl=[d for d in rows(DAILY_PNL) if d.account == account],
-    )
-
-
-def reconcile(rows: RowSource[Any]) -> RowMismatch | None:
-    """The auditor's identities, per account; the first account row that breaks one.
-
-    cash   = initial balance + realised PnL - fees - cost of the open positions
-    equity = cash + the value of every open position (last price, or cost before any candle)
-    """
-    positions: dict[str, list[PositionRow]] = {}
-    for position in rows(POSITIONS):
-        positions.setdefault(position.account, []).append(position)
-    for account in rows(ACCOUNTS):
-        held = positions.get(account.account, [])
-        cash = account.initial_balance + account.realised_pnl - account.fees - sum((p.cost for p in held), ZERO)
-        equity = account.cash + sum((p.value for p in held), ZERO)
-        if cash != account.cash:
-            return RowMismatch(table=ACCOUNTS.name, key=account.account,
-                               message=f"cash is {account.cash}, but initial balance + realised PnL - fees - "
-                                       f"open cost is {cash}")
-        if equity != account.equity:
-            return RowMismatch(table=ACCOUNTS.name, key=account.account,
-                               message=f"equity is {account.equity}, but cash + positions at last price is {equity}")
-    return None

@@ -20,12 +20,11 @@ from functools import lru_cache
 from operator import attrgetter
 
 import msgspec
-import sqlalchemy as sa
 
 from tradeledger.domain.market import Market
 from tradeledger.domain.values import MemberPrediction, Prediction, timeframe_delta
-from tradeledger.projections.fold import Fold, Handler, Projection, Recorded, Undecodable
-from tradeledger.projections.rows import RowTable, UtcDateTime, metadata
+from tradeledger.projections.fold import Fold, EventHandler, Projection, Recorded, Undecodable
+from tradeledger.projections.rows import RowTable
 
 SIGNAL_GRACE = timedelta(seconds=30)
 
@@ -51,24 +50,7 @@ class SignalRow(msgspec.Struct, kw_only=True):
         return now <= self.fresh_until
 
 
-SIGNALS = RowTable(sa.Table(
-    "signals_latest", metadata,
-    sa.Column("symbol", sa.Text, primary_key=True),
-    sa.Column("timeframe", sa.Text, primary_key=True),
-    sa.Column("candle_time", UtcDateTime, nullable=False),
-    sa.Column("prediction", sa.Text, nullable=False),
-    sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("is_actionable", sa.Boolean, nullable=False),
-    sa.Column("data_quality", sa.Float, nullable=False),
-    sa.Column("model_name", sa.Text, nullable=False),
-    sa.Column("model_version", sa.Text, nullable=False),
-    sa.Column("features_used", sa.JSON, nullable=False),
-    sa.Column("feature_values", sa.JSON, nullable=False),
-    sa.Column("individual_predictions", sa.JSON, nullable=False),
-    sa.Column("generated_at", UtcDateTime, nullable=False),
-    sa.Column("fresh_until", UtcDateTime, nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
-), SignalRow)
+SIGNALS = RowTable.of(SignalRow, "signals_latest", primary_key=["symbol", "timeframe"])
 
 
 @lru_cache(maxsize=64)
@@ -77,7 +59,7 @@ def freshness(timeframe: str) -> timedelta:
 
 
 class SignalsFold(Fold):
-    def handlers_by_type(self) -> dict[type, Handler]:
+    def handlers_by_type(self) -> dict[type, EventHandler]:
         return {Market.SignalGenerated: self.signal_generated}
 
     def relevant(self, events: Sequence[Recorded]) -> Sequence[Recorded]:

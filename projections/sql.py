@@ -24,16 +24,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from tradeledger.projections.fold import Projection
-from tradeledger.projections.rows import PendingChanges, RowSource, RowTable, UtcDateTime, metadata
+from tradeledger.projections.rows import PendingChanges, RowSource, RowTable, table_for
 
-TRACKING = sa.Table(
-    "projection_tracking", metadata,
-    sa.Column("name", sa.Text, primary_key=True),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Column("error", sa.Text, nullable=True),
-    sa.Column("error_position", sa.BigInteger, nullable=True),
-    sa.Column("error_at", UtcDateTime, nullable=True),
-)
 # Errors that say the rows cannot be stored: the database refused them (a NUL in text on PostgreSQL, a
 # number out of a column's range) or a value cannot be bound at all. A property of the events, as
 # deterministic as a fold raising; any other database error (a lock, a lost connection, a missing
@@ -54,6 +46,9 @@ class Tracking(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None  # "<exception type>: <message>", on one line
     error_position: int | None = None
     error_at: datetime | None = None  # when it first failed there
+
+
+TRACKING = table_for(Tracking, "projection_tracking", primary_key=["name"])
 
 
 class TrackingConflict(Exception):

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 
 from tradeledger.projections import sql
 from tradeledger.projections.fold import FoldFailed, Projection, apply_all
-from tradeledger.projections.portfolio import PORTFOLIO, reconcile
+from tradeledger.projections.portfolio import PORTFOLIO
+from tradeledger.projections.portfolio_view import reconcile
 from tradeledger.projections.registry import PROJECTIONS
 from tradeledger.projections.replay import ReadModels, pages
 from tradeledger.projections.rows import RowMismatch, RowSource, RowTable

@@ -40,10 +40,9 @@ from litestar import Litestar, get
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tradeledger.adapters.agent import Agent  # noqa: E402
 from tradeledger.adapters.api.server import serve_foreground  # noqa: E402
-from tradeledger.adapters.container import Container  # noqa: E402
-from tradeledger.adapters.marketdata import synthetic_candles  # noqa: E402
+from tradeledger.adapters.composition import Composition  # noqa: E402
+from tradeledger.adapters.synthetic import synthetic_candles  # noqa: E402
 from tradeledger.projections.runner import ProjectionRunner  # noqa: E402
 from tradeledger.settings import load_settings  # noqa: E402
 
@@ -66,8 +65,10 @@ def baseline_server() -> None:
 
 def seed(url: str, candles: int) -> None:
     settings = load_settings(overrides={"database.url": url, "predictor.name": "sma_cross"})
-    with Container(settings) as container:
-        agent = Agent(container.store, settings)
+    with Composition(settings) as container:
+        container.migrate()
+        agent = container.agent(settings)
+        agent.resume()
         agent.start(("bench",))
         feed = synthetic_candles("ETH/BTC", "5m", start=datetime(2024, 1, 1, tzinfo=timezone.utc), seed=3)
         agent.run_feed(itertools.islice(feed, candles), batch_size=500)

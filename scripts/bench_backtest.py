@@ -26,8 +26,11 @@ sys.path.insert(0, str(ROOT))
 
 import msgspec  # noqa: E402
 
-from tradeledger.adapters.agent import Agent, build_trader  # noqa: E402
-from tradeledger.adapters.database import upgrade  # noqa: E402
+from tradeledger.adapters.lease import lease_for  # noqa: E402
+from tradeledger.adapters.services.trading import TradingSession  # noqa: E402
+from tradeledger.adapters.traders import build_trader  # noqa: E402
+from tradeledger.adapters.database import create_db_engine, upgrade  # noqa: E402
+from tradeledger.adapters.eventlog import EventLog  # noqa: E402
 from tradeledger.adapters.eventstore import open_store  # noqa: E402
 from tradeledger.adapters.marketdata import load_candles  # noqa: E402
 from tradeledger.domain.account import Account  # noqa: E402
@@ -65,13 +68,16 @@ def persisted(settings: Settings, candles: list[Candle]) -> float:
         url = f"sqlite:///{folder}/bench.sqlite"
         upgrade(url)
         store = open_store(url)
+        engine = create_db_engine(url)
         started = time.perf_counter()
-        agent = Agent(store, msgspec.structs.replace(settings, database=msgspec.structs.replace(
-            settings.database, url=url)))
+        at_url = msgspec.structs.replace(settings, database=msgspec.structs.replace(settings.database, url=url))
+        agent = TradingSession(EventLog(store, engine), at_url, lambda: build_trader(at_url), lease_for(url))
+        agent.resume()
         agent.start(("bench",))
         agent.run_feed(candles, batch_size=2000)
         agent.stop("done")
         elapsed = time.perf_counter() - started
+        engine.dispose()
         store.close()
         return elapsed
 

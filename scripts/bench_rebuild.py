@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tradeledger.adapters import projecting  # noqa: E402
-from tradeledger.adapters.container import Container  # noqa: E402
+from tradeledger.adapters.composition import Composition  # noqa: E402
+from tradeledger.adapters.services import readmodels  # noqa: E402
 from tradeledger.adapters.eventstore import ChainedMapper, LedgerStore, split_state  # noqa: E402
 from scripts.synthetic_history import HistoryBuilder  # noqa: E402
 from tradeledger.settings import load_settings  # noqa: E402
@@ -36,7 +36,7 @@ EVENTS_PER_TICK = 4.5  # two markets: candles, signals, and the orders, fills an
 PAGE = 5000
 
 
-def build(container: Container, events: int) -> None:
+def build(container: Composition, events: int) -> None:
     have = container.store.head_position()
     if have >= events:
         print(f"reusing {have:,} events", flush=True)
@@ -68,11 +68,12 @@ def timed_rate(run: object) -> float:
 def measure(path: Path, events: int, runs: int) -> tuple[float, float]:
     """Median events/s of the baseline and of the rebuild, alternating runs."""
     baseline, rebuild = [], []
-    with Container(load_settings(overrides={"database.url": f"sqlite:///{path}"}, environ={})) as container:
+    with Composition(load_settings(overrides={"database.url": f"sqlite:///{path}"}, environ={})) as container:
+        container.migrate()
         build(container, events)
         for run in range(runs):
             baseline.append(timed_rate(lambda: read_and_decode(container.store)))
-            rebuild.append(timed_rate(lambda: projecting.rebuild(container).events))
+            rebuild.append(timed_rate(lambda: readmodels.rebuild(container.feed, container.engine).events))
             print(f"run {run + 1}: baseline {baseline[-1]:,.0f} events/s, rebuild {rebuild[-1]:,.0f} events/s",
                   flush=True)
     return statistics.median(baseline), statistics.median(rebuild)
@@ -84,7 +85,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--path", type=Path, help="SQLite file to build or reuse (default: a temporary one)")
     args = parser.parse_args()
-    projecting.bulk_gc()  # as the CLI's rebuild does; the baseline runs with it too
+    readmodels.bulk_gc()  # as the CLI's rebuild does; the baseline runs with it too
     with tempfile.TemporaryDirectory(prefix="bench_rebuild_") as scratch:
         base, full = measure(args.path or Path(scratch) / "ledger.sqlite", args.events, args.runs)
     print(f"baseline (read + decode through the recorder): {base:,.0f} events/s (median of {args.runs})")

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tradeledger.adapters.api.server import background_server  # noqa: E402
-from tradeledger.adapters.container import Container  # noqa: E402
+from tradeledger.adapters.composition import Composition  # noqa: E402
 from tradeledger.domain.agent_run import AgentRun  # noqa: E402
 from tradeledger.settings import load_settings  # noqa: E402
 
@@ -58,16 +58,17 @@ def utcnow() -> datetime:
 def api_server(url: str) -> None:
     """`bench_ws.py --api URL`: serve, then on stdin `beat N RATE` append N heartbeats at RATE per second."""
     settings = load_settings(overrides={"database.url": url, "agent.heartbeat_interval": "5"})
-    with Container(settings) as container, background_server(container.api_app(),
-                                                             heartbeat_interval=5.0) as base:
-        print(f"listening: {base.replace('http://', 'ws://')}/ws", flush=True)
-        for line in sys.stdin:
-            _, count, rate = line.split()
-            beat(container, int(count), float(rate))
-            print("done", flush=True)
+    with Composition(settings) as container:
+        container.migrate()
+        with background_server(container.api_app(), heartbeat_interval=5.0) as base:
+            print(f"listening: {base.replace('http://', 'ws://')}/ws", flush=True)
+            for line in sys.stdin:
+                _, count, rate = line.split()
+                beat(container, int(count), float(rate))
+                print("done", flush=True)
 
 
-def beat(container: Container, count: int, rate: float) -> None:
+def beat(container: Composition, count: int, rate: float) -> None:
     run = AgentRun.start(key=f"bench:{os.getpid()}:{time.time()}", version="bench", host=socket.gethostname(),
                          pid=os.getpid(), config_digest="bench", components=("bench",), model="none",
                          decision_config={}, at=utcnow())

@@ -8,12 +8,11 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from tradeledger.adapters.agent import Agent
+from tradeledger.adapters.services.trading import TradingSession
 from tradeledger.adapters.api.server import background_server
-from tradeledger.adapters.audit import read_log
-from tradeledger.adapters.container import Container
-from tradeledger.adapters.marketdata import synthetic_candles
-from tradeledger.adapters.reproduce import decoded
+from tradeledger.adapters.composition import Composition
+from tradeledger.adapters.synthetic import synthetic_candles
+from tradeledger.adapters.services.ports import scan
 from tradeledger.projections.runner import ProjectionRunner
 from tradeledger.settings import Settings, load_settings
 
@@ -27,9 +26,10 @@ def api_settings(url: str, **overrides: Any) -> Settings:
     return load_settings(overrides=base | overrides, environ={})
 
 
-def trade(container: Container, candles: int, *, skip: int = 0, batch_size: int = 1) -> Agent:
+def trade(container: Composition, candles: int, *, skip: int = 0, batch_size: int = 1) -> TradingSession:
     """The real agent on the synthetic market: `candles` more ticks after the first `skip`."""
-    agent = Agent(container.store, container.settings)
+    agent = container.agent(container.settings)
+    agent.resume()
     agent.start(("test",))
     feed = itertools.islice(synthetic_candles("ETH/BTC", "5m", start=START, seed=7), skip, skip + candles)
     agent.run_feed(feed, batch_size=batch_size)
@@ -37,16 +37,16 @@ def trade(container: Container, candles: int, *, skip: int = 0, batch_size: int 
     return agent
 
 
-def project(container: Container) -> None:
+def project(container: Composition) -> None:
     ProjectionRunner(container.feed, container.engine).catch_up()
 
 
-def events(container: Container, *types: type) -> list[Any]:
-    return [e for e, _ in decoded(read_log(container.store)) if isinstance(e, types)]
+def events(container: Composition, *types: type) -> list[Any]:
+    return [r.event for r in scan(container.feed, types=types)]
 
 
 @contextmanager
-def serving(container: Container, *, send_buffer: int | None = None) -> Iterator[str]:
+def serving(container: Composition, *, send_buffer: int | None = None) -> Iterator[str]:
     """The container's app under uvicorn on 127.0.0.1 with an ephemeral port; yields the base URL."""
     with background_server(container.api_app(), heartbeat_interval=container.settings.agent.heartbeat_interval,
                            send_buffer=send_buffer) as url:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from uuid import UUID
 
 from tradeledger.domain.account import Account
 from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.control import ControlCommand, apply_command
 from tradeledger.domain.gateway import Gateway
 from tradeledger.domain.market import Market
 from tradeledger.domain.values import Candle, Decision, MemberPrediction, Prediction, Side
@@ -43,4 +45,8 @@ def one_of_each(start: datetime = START) -> list[object]:
     gateway.connect_client(session_id="s2", channel="ws", peer="127.0.0.1:2", at=start)
     gateway.disconnect_client(session_id="s1", reason="closed", at=start + timedelta(seconds=3))
     gateway.stop(reason="shutdown", at=start + timedelta(seconds=4))
-    return [account, market, run, gateway]
+    commands = [ControlCommand.issue(UUID(int=n + 1), command, "paper", reason="r", by="api", channel="http", at=start)
+                for n, command in enumerate(("halt", "resume", "resume"))]  # applied, applied, refused (not halted)
+    for position, command in enumerate(commands, start=100):
+        apply_command(account, command.pending_events[0], position)
+    return [account, market, run, gateway, *commands]

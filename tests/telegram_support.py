@@ -8,11 +8,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from tradeledger.adapters.container import Container
+from tradeledger.adapters.composition import Composition
 from tradeledger.adapters.telegram.bot import TelegramBot, Tuning
 from tradeledger.projections.outbox import Outbox, OutboxRow
 from tradeledger.projections.runner import ProjectionRunner
 from tradeledger.settings import Settings, load_settings
+from tests.composing import composed
 from tests.fakebotapi import FakeBotApi, wait_until
 
 TOKEN = "123456:TEST-token-that-must-never-be-logged"
@@ -39,18 +40,18 @@ def telegram_settings(url: str, fake: FakeBotApi, *, chats: str = f"{CHAT},{OTHE
 
 
 @pytest.fixture
-def container(store_url: str, fake: FakeBotApi) -> Iterator[Container]:
+def container(store_url: str, fake: FakeBotApi) -> Iterator[Composition]:
     """On a SQLite file and on the PostgreSQL server (conftest's `store_url`)."""
-    with Container(telegram_settings(store_url, fake)) as built:
+    with composed(telegram_settings(store_url, fake)) as built:
         yield built
 
 
-def bot_for(container: Container) -> TelegramBot:
-    return TelegramBot(store=container.store, engine=container.engine, settings=container.settings, tuning=FAST)
+def bot_for(container: Composition) -> TelegramBot:
+    return container.telegram_bot(FAST)
 
 
 @contextmanager
-def running_bot(container: Container, fake: FakeBotApi) -> Iterator[TelegramBot]:
+def running_bot(container: Composition, fake: FakeBotApi) -> Iterator[TelegramBot]:
     """The bot on a thread, as `tradeledger run` runs it, polling the fake before the block starts."""
     calls_before = len(fake.calls)
     bot, stop = bot_for(container), threading.Event()
@@ -66,7 +67,7 @@ def running_bot(container: Container, fake: FakeBotApi) -> Iterator[TelegramBot]
 
 
 @contextmanager
-def running_projections(container: Container) -> Iterator[ProjectionRunner]:
+def running_projections(container: Composition) -> Iterator[ProjectionRunner]:
     runner = ProjectionRunner(container.feed, container.engine, poll_interval=0.05)
     runner.start()
     try:
@@ -75,5 +76,5 @@ def running_projections(container: Container) -> Iterator[ProjectionRunner]:
         runner.stop()
 
 
-def outbox_rows(container: Container) -> list[OutboxRow]:
+def outbox_rows(container: Composition) -> list[OutboxRow]:
     return Outbox(container.engine, container.settings.telegram.allowed_chat_ids).rows()

@@ -15,10 +15,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tradeledger.adapters.container import Container
 from tradeledger.domain.agent_run import AgentRun
 from tradeledger.domain.gateway import Gateway
 from tradeledger.projections.sql import TRACKING
+from tests.composing import composed
 from tests.apisupport import api_settings, events
 from tests.conftest import ROOT
 
@@ -67,7 +67,7 @@ def test_run_is_the_whole_system_in_one_process_and_stops_cleanly(sqlite_url: st
         close_code = asyncio.run(scenario())
         assert process.wait(DEADLINE) == 0, process.stderr.read() if process.stderr else ""
     assert close_code in (1001, 1012)
-    with Container(api_settings(sqlite_url)) as container:
+    with composed(api_settings(sqlite_url)) as container:
         (stopped,) = events(container, AgentRun.Stopped)
         assert stopped.clean and stopped.reason == "stopped on request"
         assert len(events(container, Gateway.Stopped)) == 1
@@ -84,7 +84,7 @@ def test_serve_alone_against_postgres_then_sigint(postgres_url: str) -> None:
         assert httpx.get(base + "/schema/openapi.json").json()["openapi"].startswith("3.1")
         process.send_signal(signal.SIGINT)
         assert process.wait(DEADLINE) == 0
-    with Container(api_settings(postgres_url)) as container:
+    with composed(api_settings(postgres_url)) as container:
         (stopped,) = events(container, Gateway.Stopped)
         assert stopped.reason == "server stopped"
 

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from tradeledger.adapters.api.queries import ReadModels
-from tradeledger.adapters.container import Container
+from tradeledger.adapters.services.queries import ReadModelQueries
 from tradeledger.projections.runner import ProjectionRunner
+from tests.composing import composed
 from tests.apisupport import api_settings, project, serving, trade
 
 CLIENTS = 4
@@ -38,7 +38,7 @@ def hammer(url: str, writer: threading.Thread) -> list[dict[str, Any]]:
 
 
 def test_portfolio_answers_are_one_snapshot_during_a_live_run(store_url: str) -> None:
-    with Container(api_settings(store_url)) as container:
+    with composed(api_settings(store_url)) as container:
         trade(container, 30)
         project(container)  # the account is open before the first request
         runner = ProjectionRunner(container.feed, container.engine, poll_interval=0.05)
@@ -63,7 +63,7 @@ def test_portfolio_answers_are_one_snapshot_during_a_live_run(store_url: str) ->
 
 def test_a_commit_between_the_reads_of_one_answer_is_not_in_it(store_url: str) -> None:
     """The same race, made certain: a projection step commits while the answer is being read."""
-    with Container(api_settings(store_url)) as container:
+    with composed(api_settings(store_url)) as container:
         trade(container, 50)  # a position is open at the end (and after the next 10 candles)
         project(container)
         before = container.store.head_position()
@@ -77,9 +77,9 @@ def test_a_commit_between_the_reads_of_one_answer_is_not_in_it(store_url: str) -
                 stepped.append(runner.catch_up())  # commits on another connection, in the middle of the answer
 
         sa.event.listen(container.engine, "before_cursor_execute", step_before_positions)
-        view = ReadModels(container.engine, "paper").portfolio()
+        view = ReadModelQueries(container.engine, "paper").portfolio()
         sa.event.remove(container.engine, "before_cursor_execute", step_before_positions)
-        after = ReadModels(container.engine, "paper").portfolio()
+        after = ReadModelQueries(container.engine, "paper").portfolio()
     assert stepped[1] > 0 and view is not None and after is not None
     assert view.position == before and view.position_value > 0, "an open position, as of the first commit"
     assert view.cash + view.position_value == view.equity

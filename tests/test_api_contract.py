@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tradeledger.adapters.api.routes.dashboard import STATIC
-from tradeledger.adapters.container import Container
+from tests.composing import composed
 from tests.apisupport import api_settings, serving
 
 Schema = dict[str, Any]
@@ -26,7 +26,7 @@ REF = "#/components/schemas/"
 @pytest.fixture(scope="module")
 def openapi(tmp_path_factory: pytest.TempPathFactory) -> Schema:
     url = f"sqlite:///{tmp_path_factory.mktemp('contract') / 'ledger.sqlite'}"
-    with Container(api_settings(url)) as container, serving(container) as base:
+    with composed(api_settings(url)) as container, serving(container) as base:
         document: Schema = httpx.get(f"{base}/schema/openapi.json").json()
     return document
 

@@ -12,14 +12,14 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tradeledger.adapters.container import Container
+from tests.composing import composed
 from tests.apisupport import TOKEN, api_settings, project, serving, trade
 
 EXAMPLES = 100
 
 
 def test_no_server_errors_and_responses_match_the_schema(sqlite_url: str) -> None:
-    with Container(api_settings(sqlite_url)) as container:
+    with composed(api_settings(sqlite_url)) as container:
         trade(container, 200, batch_size=50)
         project(container)
         with serving(container) as base:

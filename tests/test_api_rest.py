@@ -12,17 +12,18 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import QueuePool
 
-from tradeledger.adapters.container import Container
+from tradeledger.adapters.composition import Composition
 from tradeledger.domain.account import Account
 from tradeledger.domain.ids import account_id
 from tradeledger.domain.market import Market
+from tests.composing import composed
 from tests.apisupport import TOKEN, api_settings, events, project, serving, trade
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 class Api(NamedTuple):
-    container: Container
+    container: Composition
     http: httpx.Client
     projected: int  # the log head the read models were brought up to
 
@@ -30,7 +31,7 @@ class Api(NamedTuple):
 @pytest.fixture
 def api(store_url: str) -> Iterator[Api]:
     """A store with 300 traded candles, projected, served."""
-    with Container(api_settings(store_url)) as container:
+    with composed(api_settings(store_url)) as container:
         trade(container, 300, batch_size=25)
         project(container)
         projected = container.store.head_position()
@@ -148,7 +149,7 @@ def test_activity_health_readiness_and_connections(api: Api) -> None:
 ])
 def test_bad_input_gets_400_naming_the_field(sqlite_url: str, path: str, params: dict[str, str],
                                               field: str) -> None:
-    with Container(api_settings(sqlite_url)) as container, serving(container) as url:
+    with composed(api_settings(sqlite_url)) as container, serving(container) as url:
         response = httpx.get(url + path, params=params)
     assert response.status_code == 400, response.text
     body = response.json()
@@ -156,7 +157,7 @@ def test_bad_input_gets_400_naming_the_field(sqlite_url: str, path: str, params:
 
 
 def test_serves_before_any_agent_or_projection_ran(sqlite_url: str) -> None:
-    with Container(api_settings(sqlite_url)) as container, serving(container) as url:
+    with composed(api_settings(sqlite_url)) as container, serving(container) as url:
         health = httpx.get(url + "/api/health").json()
         assert health["status"] == "degraded" and health["agent"]["status"] == "none"
         assert httpx.get(url + "/api/ready").json()["ready"] is True
@@ -186,14 +187,14 @@ def test_control_needs_the_token_and_records_who_halted(api: Api) -> None:
 
 
 def test_control_is_disabled_without_a_token(sqlite_url: str) -> None:
-    with Container(api_settings(sqlite_url, **{"api.token": ""})) as container, serving(container) as url:
+    with composed(api_settings(sqlite_url, **{"api.token": ""})) as container, serving(container) as url:
         response = httpx.post(url + "/api/control/halt", json={"reason": "x"}, headers=AUTH)
     assert response.status_code == 403 and "control is disabled" in response.json()["detail"]
 
 
 def test_control_commands_and_agent_ticks_lose_no_update(store_url: str) -> None:
     """Halts and resumes over HTTP while the agent appends to the same Account stream."""
-    with Container(api_settings(store_url)) as container, serving(container) as url:
+    with composed(api_settings(store_url)) as container, serving(container) as url:
         trade(container, 30)
         writer = threading.Thread(target=trade, args=(container, 400), kwargs={"skip": 30})
         writer.start()
@@ -212,7 +213,7 @@ def test_control_commands_and_agent_ticks_lose_no_update(store_url: str) -> None
 
 def test_every_request_returns_its_database_connection(sqlite_url: str) -> None:
     """Thousands of requests, including 400s, 404s, 401s and queries that fail, leave the pool empty."""
-    with Container(api_settings(sqlite_url)) as container:
+    with composed(api_settings(sqlite_url)) as container:
         trade(container, 60, batch_size=30)
         project(container)
         with serving(container) as url, httpx.Client(base_url=url, timeout=30) as http:

@@ -20,10 +20,11 @@ from typing import Any, NamedTuple
 from websockets.asyncio.client import connect
 
 from tradeledger.adapters import eventlog
-from tradeledger.adapters.container import Container
+from tradeledger.adapters.composition import Composition
 from tradeledger.projections.connections import SESSIONS
 from tradeledger.projections.sql import row_source
 from scripts.synthetic_history import HistoryBuilder
+from tests.composing import composed
 from tests.apisupport import api_settings, project, serving
 from tests.wssupport import DEADLINE, PING, Message, collect, expected, raw_peer, sent, ws_url
 
@@ -63,13 +64,13 @@ class Writer:
         self.thread.join()
 
 
-def peer_session(container: Container, after: int, peer: socket.socket) -> tuple[str, dict[str, Any]]:
+def peer_session(container: Composition, after: int, peer: socket.socket) -> tuple[str, dict[str, Any]]:
     """The stalled peer's session id and its ClientDisconnected, found by its address."""
     address = f"127.0.0.1:{peer.getsockname()[1]}"
-    (connected,) = [e for e in eventlog.page(container.store, after=after, types=["ClientConnected"])
+    (connected,) = [e for e in eventlog.audit_page(container.feed, after=after, types=["ClientConnected"])
                     if e.data["peer"] == address]
     session = connected.data["session_id"]
-    (disconnected,) = [e for e in eventlog.page(container.store, after=after, types=["ClientDisconnected"])
+    (disconnected,) = [e for e in eventlog.audit_page(container.feed, after=after, types=["ClientDisconnected"])
                        if e.data["session_id"] == session]
     return session, disconnected.data
 
@@ -82,13 +83,13 @@ class Run(NamedTuple):
     open_sessions: list[str]  # WebSocket sessions in the connections read model, that client still connected
 
 
-def open_websocket_sessions(container: Container) -> list[str]:
+def open_websocket_sessions(container: Composition) -> list[str]:
     project(container)
     with container.engine.connect() as conn:
         return [s.session_id for s in row_source(conn)(SESSIONS) if s.channel == "websocket"]
 
 
-def run_stalled(container: Container, url: str, peer_path: str, writer: Writer) -> Run:
+def run_stalled(container: Composition, url: str, peer_path: str, writer: Writer) -> Run:
     """A client that keeps up and a peer that stalls, while `writer` appends."""
     start = container.store.head_position()
 
@@ -110,7 +111,7 @@ def run_stalled(container: Container, url: str, peer_path: str, writer: Writer) 
     return asyncio.run(scenario())
 
 
-def check_the_others(container: Container, run: Run, gone: str) -> None:
+def check_the_others(container: Composition, run: Run, gone: str) -> None:
     """The client that kept up got every message of the run, in order; `gone`'s session is closed, not its."""
     assert sent(run.received) == [m for m in expected(container, run.start) if m[0] <= run.last]
     assert gone not in run.open_sessions and len(run.open_sessions) == 1, run.open_sessions
@@ -118,7 +119,7 @@ def check_the_others(container: Container, run: Run, gone: str) -> None:
 
 def test_a_peer_that_stops_reading_is_dropped_after_the_send_timeout(sqlite_url: str) -> None:
     """`?after=0` on a history larger than every buffer: the catch-up stalls, the send timeout drops it (4001)."""
-    with Container(settings(sqlite_url, **{"api.ws_send_timeout": "1"})) as container:
+    with composed(settings(sqlite_url, **{"api.ws_send_timeout": "1"})) as container:
         builder = HistoryBuilder(container.store)
         builder.extend(300)  # about 700 KB of messages
         with serving(container, send_buffer=SEND_BUFFER) as url:
@@ -133,7 +134,7 @@ def test_a_peer_that_stops_reading_is_dropped_after_the_send_timeout(sqlite_url:
 def test_a_peer_that_falls_behind_the_send_queue_is_closed(sqlite_url: str) -> None:
     """Live only: once the buffers are full, the next `api.ws_send_queue` messages close it (4000)."""
     limits = {"api.ws_send_queue": "200", "api.ws_send_timeout": "2"}
-    with Container(settings(sqlite_url, **limits)) as container:
+    with composed(settings(sqlite_url, **limits)) as container:
         builder = HistoryBuilder(container.store)
         builder.extend(1)
         with serving(container, send_buffer=SEND_BUFFER) as url:

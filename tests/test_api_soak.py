@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from tradeledger.adapters.container import Container
 from tradeledger.domain.gateway import Gateway
+from tests.composing import composed
 from tests.apisupport import api_settings, events, serving
 
 CYCLES, CONCURRENT, WARM_UP = 10_000, 100, 1_000
@@ -23,7 +23,7 @@ def rss_kib() -> int:
 
 @pytest.mark.slow
 def test_connect_disconnect_cycles_leave_memory_flat(sqlite_url: str) -> None:
-    with Container(api_settings(sqlite_url)) as container:
+    with composed(api_settings(sqlite_url)) as container:
         with serving(container) as url:
             async def cycle() -> None:
                 async with connect(url.replace("http://", "ws://") + "/ws") as ws:

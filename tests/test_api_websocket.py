@@ -13,11 +13,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tradeledger.adapters.api.follower import LAGGED, Subscription, Update
-from tradeledger.adapters.container import Container
+from tradeledger.adapters.composition import Composition
 from tradeledger.domain.gateway import Gateway
 from tradeledger.projections.connections import SESSIONS
 from tradeledger.projections.sql import row_source
 from scripts.synthetic_history import HistoryBuilder
+from tests.composing import composed
 from tests.apisupport import api_settings, events, project, serving, trade
 from tests.wssupport import (
     PING,
@@ -37,7 +38,7 @@ class OtherProcess:
     """An agent on its own store: to the API its appends come from another process."""
 
     def __init__(self, settings: Any) -> None:
-        self.container = Container(settings, migrate=False)
+        self.container = Composition(settings)
 
     def trade(self, candles: int, skip: int) -> threading.Thread:
         thread = threading.Thread(target=trade, args=(self.container, candles), kwargs={"skip": skip})
@@ -49,7 +50,7 @@ class OtherProcess:
 
 
 def test_envelope_ping_subscribe_and_bad_frames_keep_the_connection(sqlite_url: str) -> None:
-    with Container(api_settings(sqlite_url)) as container, serving(container) as url:
+    with composed(api_settings(sqlite_url)) as container, serving(container) as url:
         async def scenario() -> None:
             async with connect(ws_url(url)) as ws, connect(ws_url(url)) as other:
                 await ws.send('{"type":"ping"}')
@@ -90,7 +91,7 @@ def test_envelope_ping_subscribe_and_bad_frames_keep_the_connection(sqlite_url: 
 
 
 def test_after_bad_value_is_refused_with_a_reason(sqlite_url: str) -> None:
-    with Container(api_settings(sqlite_url)) as container, serving(container) as url:
+    with composed(api_settings(sqlite_url)) as container, serving(container) as url:
         async def scenario() -> None:
             async with connect(ws_url(url).replace("/ws", "/ws?after=ten")) as ws:
                 error = await receive(ws)
@@ -104,7 +105,7 @@ def test_after_bad_value_is_refused_with_a_reason(sqlite_url: str) -> None:
 
 def test_after_n_replays_then_follows_live_with_no_gap_or_duplicate(store_url: str) -> None:
     settings = api_settings(store_url)
-    with Container(settings) as container:
+    with composed(settings) as container:
         trade(container, 100)
         history = container.store.head_position()
         other = OtherProcess(settings)
@@ -122,7 +123,7 @@ def test_after_n_replays_then_follows_live_with_no_gap_or_duplicate(store_url: s
         assert sent(received) == expected_while_serving(container, history // 2)
 
 
-def expected_while_serving(container: Container, after: int) -> list[tuple[int, str]]:
+def expected_while_serving(container: Composition, after: int) -> list[tuple[int, str]]:
     """All but the last message: the API's own Gateway.Stopped, recorded after its clients left."""
     return expected(container, after)[:-1]
 
@@ -131,7 +132,7 @@ def test_catch_up_racing_live_appends_sends_each_position_once_in_order(sqlite_u
     """Clients join with `?after=0` one after another while the log grows: each catch-up (many pages)
     reads events that the follower also queues for it meanwhile, and only the connection's cursor
     check keeps them from being sent twice."""
-    with Container(api_settings(sqlite_url)) as container:
+    with composed(api_settings(sqlite_url)) as container:
         builder = HistoryBuilder(container.store)
         builder.extend(1500)  # about 9,000 events: a catch-up of many pages
         with serving(container) as url:
@@ -170,7 +171,7 @@ def test_hundreds_of_clients_get_every_update_in_order_and_sessions_return_to_ze
     # One process runs the server and all the clients: give the clients' pongs some slack.
     settings = api_settings(store_url, **{"agent.heartbeat_interval": "3"})
     clients, abrupt = 300, 100
-    with Container(settings) as container:
+    with composed(settings) as container:
         trade(container, 40)
         start = container.store.head_position()
         other = OtherProcess(settings)
@@ -216,7 +217,7 @@ def test_hundreds_of_clients_get_every_update_in_order_and_sessions_return_to_ze
 
 
 def test_shutdown_closes_sockets_with_a_close_frame_and_stops_the_gateway(sqlite_url: str) -> None:
-    with Container(api_settings(sqlite_url)) as container:
+    with composed(api_settings(sqlite_url)) as container:
         async def scenario(url: str, stopping: threading.Event) -> int:
             async with connect(ws_url(url)) as ws:
                 await ws.send('{"type":"ping"}')
@@ -243,7 +244,7 @@ def test_shutdown_closes_sockets_with_a_close_frame_and_stops_the_gateway(sqlite
 
 def test_dead_peer_is_closed_and_its_session_recorded(sqlite_url: str) -> None:
     """A peer that completes the handshake and then never answers a ping."""
-    with Container(api_settings(sqlite_url, **{"agent.heartbeat_interval": "0.2"})) as container:
+    with composed(api_settings(sqlite_url, **{"agent.heartbeat_interval": "0.2"})) as container:
         with serving(container) as url:
             with raw_peer(url) as peer:
                 while peer.recv(65536):  # read pings and heartbeats, answer nothing, until the server hangs up

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import pytest
 from websockets.asyncio.client import connect
 
-from tradeledger.adapters.container import Container
+from tradeledger.adapters.composition import Composition
 from tradeledger.adapters.feeds import WARMUP_CANDLES
 from tradeledger.projections import sql
 from tradeledger.projections.registry import PROJECTIONS
@@ -127,7 +127,7 @@ def test_all_scale_out_commands_started_at_once_on_a_fresh_database_serve_every_
     try:
         replicas = [dashboard_url(serve) for serve in serves]
         last = asyncio.run(watch_a_short_run(replicas, started, postgres_url))
-        with Container(api_settings(postgres_url), migrate=False) as container:
+        with Composition(api_settings(postgres_url)) as container:
             wait_until(lambda: tracked(container) >= last, timeout=DEADLINE, what="the projector to reach the run")
             asked = fake.send_command(CHAT, "/status")
             status = wait_until(lambda: fake.reply(CHAT, asked), timeout=DEADLINE, what="the bot's /status")
@@ -152,7 +152,7 @@ async def watch_a_short_run(replicas: list[str], started: list[Started], url: st
                       started)
     agent.process.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(agent.process.wait, DEADLINE) == 0, agent.log.read_text()
-    with Container(api_settings(url), migrate=False) as container:
+    with Composition(api_settings(url)) as container:
         last, want = container.store.head_position(), expected(container, 0)
     await watch.until(lambda: all(c.sent_up_to(last) for c in watch.clients), f"every replica to send up to {last}",
                       others)
@@ -165,6 +165,6 @@ async def watch_a_short_run(replicas: list[str], started: list[Started], url: st
     return last
 
 
-def tracked(container: Container) -> int:
+def tracked(container: Composition) -> int:
     with container.engine.connect() as conn:
         return min(t.position for t in sql.read_tracking(conn, PROJECTIONS).values())

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tradeledger.adapters.agent import Agent, run_live
-from tradeledger.adapters.container import Container
+from tradeledger.adapters.services.trading import run_live
 from tradeledger.projections.runner import ProjectionRunner
+from tests.composing import composed
 from tests.apisupport import api_settings, serving
 from tests.browser import CHROMIUM, Page, open_page
 from tests.conftest import ROOT
@@ -34,11 +34,13 @@ SIGNAL_POSITION = "Math.max(0, ...[...document.querySelectorAll('#signals tr[dat
 def trading_system(sqlite_url: str) -> Iterator[str]:
     """What `tradeledger run` runs, in this process: projections, the paced agent, the API."""
     settings = api_settings(sqlite_url, **{"trading.update_interval": "0.05"})
-    with Container(settings) as container:
+    with composed(settings) as container:
         runner = ProjectionRunner(container.feed, container.engine, poll_interval=0.05)
         runner.start()
         stop = threading.Event()
-        agent = threading.Thread(target=run_live, args=(Agent(container.store, settings), settings, stop),
+        session = container.agent(settings)
+        session.resume()
+        agent = threading.Thread(target=run_live, args=(session, settings, stop),
                                  kwargs={"data": None, "components": ("agent", "projections", "api")})
         agent.start()
         try:

@@ -11,7 +11,9 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 from hypothesis import given, settings, strategies as st
 
-from tradeledger.adapters.eventlog import EVENT_TYPES, page
+from tradeledger.adapters.database import create_db_engine
+from tradeledger.adapters.eventlog import EVENT_TYPES, EventLog
+from tradeledger.adapters.services.audit import verify_log
 from tradeledger.adapters.eventstore import ChainedMapper, LedgerStore, chain_digest, split_state, store_environment
 from tradeledger.domain.account import Account
 from tradeledger.domain.market import Market
@@ -107,23 +109,11 @@ def test_a_conflicting_append_is_refused_and_the_retry_chains_correctly(store: L
         store.save(reloaded)
     finally:
         other.close()
-    from tradeledger.adapters.audit import verify_log
-
-    assert verify_log(store).ok
-
-
-def test_the_event_log_pages_and_filters(store: LedgerStore) -> None:
-    store.save(*one_of_each())
-    everything = page(store, limit=1000)
-    assert [r.position for r in everything] == sorted(r.position for r in everything)
-    first, second = page(store, limit=3), page(store, after=everything[2].position, limit=3)
-    assert first + second == everything[:6]
-    stopped = page(store, types=["Stopped"], limit=100)
-    assert {r.stream for r in stopped} == {str(a.id) for a in one_of_each()[2:]}
-    with pytest.raises(ValueError, match="type: unknown event type Nope"):
-        page(store, types=["Nope"])
-    with pytest.raises(ValueError, match="limit: expected 1..10000"):
-        page(store, limit=0)
+    engine = create_db_engine(store_url)
+    try:
+        assert verify_log(EventLog(store, engine)).ok
+    finally:
+        engine.dispose()
 
 
 def test_an_append_with_versions_out_of_order_is_refused(store: LedgerStore) -> None:

@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeledger.adapters.marketdata import candles_frame, compute_features_frame, load_candles
+from tradeledger.adapters.marketdata import load_candles
 from tradeledger.domain.errors import CandleOutOfOrder, InvalidValue
 from tradeledger.domain.features import FEATURE_NAMES, FeatureEngine, Features
 from tradeledger.domain.values import Candle
+from tests.features_oracle import candles_frame, compute_features_frame
 
 CANDLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "candles"
 PARAMETERS = [

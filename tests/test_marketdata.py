@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeledger.adapters.marketdata import MarketDataError, load_candles, synthetic_candles
+from tradeledger.adapters.marketdata import MarketDataError, load_candles
+from tradeledger.adapters.synthetic import synthetic_candles
 from tradeledger.adapters.quality import Gap
 from tradeledger.domain.values import Candle
 

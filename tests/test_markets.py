@@ -16,10 +16,10 @@ import exchange_calendars
 import httpx
 import pytest
 
-from tradeledger.adapters.agent import Agent, AgentError, decision_config
+from tradeledger.adapters.services.trading import AgentError, decision_settings
 from tradeledger.adapters.cli import main
-from tradeledger.adapters.container import Container
-from tradeledger.adapters.database import upgrade
+from tradeledger.adapters.database import create_db_engine, upgrade
+from tradeledger.adapters.eventlog import EventLog
 from tradeledger.adapters.eventstore import open_store
 from tradeledger.adapters.marketdata import load_candles
 from tradeledger.adapters.markets import MarketSettingsError, quote_currency
@@ -27,9 +27,11 @@ from tradeledger.domain.account import Account
 from tradeledger.domain.agent_run import AgentRun
 from tradeledger.domain.market import Market
 from tradeledger.settings import load_settings
+from tests.composing import composed
 from tests.apisupport import api_settings, project, serving
+from tests.agents import resumed, session
 from tests.conftest import CANDLES, ROOT
-from tests.test_agent import events_of
+from tests.test_agent import events_of, open_log
 
 XRP_ETH = CANDLES / "XRP_ETH-5m.json"
 
@@ -58,7 +60,7 @@ def test_an_xrp_eth_backtest_is_booked_in_eth(sqlite_url: str, capsys: pytest.Ca
     assert json.loads(capsys.readouterr().out)["quote_currency"] == "ETH"
     assert main(["--database", sqlite_url, "replay", "--position", "1000000", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["account"]["quote_currency"] == "ETH"
-    with Container(api_settings(sqlite_url)) as container:
+    with composed(api_settings(sqlite_url)) as container:
         project(container)
         with serving(container) as url:
             assert httpx.get(f"{url}/api/portfolio", timeout=30).json()["quote_currency"] == "ETH"
@@ -68,7 +70,7 @@ def test_a_quote_that_differs_from_the_setting_is_refused_naming_both(sqlite_url
     refused = command_line(sqlite_url, XRP_ETH, TRADELEDGER_TRADING__QUOTE_CURRENCY="BTC")
     assert (refused.returncode, refused.stderr) == (2, "tradeledger backtest: XRP/ETH is quoted in ETH, but "
                                                        "trading.quote_currency is BTC: set it to ETH or to auto\n")
-    assert not events_of(open_store(sqlite_url), Account.Event), "nothing is recorded"
+    assert not events_of(open_log(sqlite_url), Account.Event), "nothing is recorded"
 
 
 def test_a_store_booked_in_one_currency_refuses_a_market_quoted_in_another(sqlite_url: str) -> None:
@@ -118,7 +120,7 @@ def test_a_daily_stock_file_trades_on_its_exchange_sessions(
     output = capsys.readouterr()
     result = json.loads(output.out)
     assert result["candles"] == len(days) and result["quote_currency"] == "USD"
-    orders = events_of(open_store(url), Account.OrderPlaced)
+    orders = events_of(open_log(url), Account.OrderPlaced)
     if not trades:  # every weekend counts as two missing candles: never good enough data to act on
         assert orders == [] and result["data"]["calendar"] == "24/7" and len(result["data"]["gaps"]) > 100
         return
@@ -146,7 +148,7 @@ def test_a_missing_session_is_still_a_gap(tmp_path: Path, capsys: pytest.Capture
          "missing_count": 1}]
     gap_line = f"gaps against XNYS sessions: largest 1 missing after {before.isoformat()}; first 1 missing after "
     assert report_lines(output.err)[1] == gap_line + before.isoformat()
-    store = open_store(url)
+    store = open_log(url)
     flagged = [e for e in events_of(store, Market.CandleClosed) if e.quality_flags]
     assert [(e.open_time, e.quality_flags) for e in flagged] == [(after, ("gap_before:1",))]
     signals = events_of(store, Market.SignalGenerated)
@@ -168,15 +170,16 @@ def test_a_store_recorded_before_market_calendar_existed_continues_as_24_7(sqlit
     upgrade(sqlite_url)
     store = open_store(sqlite_url)
     settings = load_settings(environ={}, overrides={"database.url": sqlite_url, "predictor.name": "sma_cross"})
-    old_config = {k: v for k, v in decision_config(settings).items() if k != "market.calendar"}
+    old_config = {k: v for k, v in decision_settings(settings).recorded().items() if k != "market.calendar"}
     store.save(AgentRun.start(key="before the key", version="0.0.1", host="h", pid=1, config_digest="d",
                               components=("agent",), model="sma_cross(seed=42)", decision_config=old_config,
                               at=datetime(2018, 1, 1, tzinfo=UTC)))
-    agent = Agent(store, settings)
+    agent = resumed(EventLog(store, create_db_engine(sqlite_url)), settings)
     agent.start(("test",))
     assert agent.run_feed(load_candles(CANDLES / "ADA_BTC-5m.csv").candles[:300], batch_size=100) == 300
+    agent.stop("test")
     assert main(["--database", sqlite_url, "reproduce"]) == 0
     on_weekdays = load_settings(environ={}, overrides={"database.url": sqlite_url, "market.calendar": "Mon-Fri"})
     with pytest.raises(AgentError, match="market.calendar recorded '24/7', now 'Mon-Fri'"):
-        Agent(store, on_weekdays)
+        session(EventLog(store, create_db_engine(sqlite_url)), on_weekdays).resume()
     store.close()

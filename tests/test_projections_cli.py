@@ -18,17 +18,18 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from tradeledger.adapters import projecting
-from tradeledger.adapters.audit import read_log
 from tradeledger.adapters.cli import main
-from tradeledger.adapters.container import Container
+from tests.composing import composed
 from tradeledger.adapters.database import create_db_engine, upgrade
-from tradeledger.adapters.eventstore import ChainedMapper, LedgerStore, open_store, split_state
+from tradeledger.adapters.eventlog import EventLog, decode
+from tradeledger.adapters.eventstore import LedgerStore, open_store
 from tradeledger.domain.agent_run import AgentRun
 from tradeledger.domain.gateway import Gateway
 from tradeledger.projections import sql
 from tradeledger.projections.fold import Recorded, apply_all
-from tradeledger.projections.portfolio import ACCOUNTS, FILLS, PortfolioFold, portfolio_view
+from tradeledger.projections.portfolio import PortfolioFold
+from tradeledger.projections.portfolio_rows import ACCOUNTS, FILLS
+from tradeledger.projections.portfolio_view import account_portfolio
 from tradeledger.projections.rows import MemoryTables
 from tradeledger.projections.signals import SIGNALS
 from scripts.synthetic_history import HistoryBuilder
@@ -46,21 +47,25 @@ def cli(store_url: str, capsys: pytest.CaptureFixture[str]) -> Run:
     return run
 
 
-def decoded_log(store: LedgerStore) -> list[Recorded]:
-    """The log decoded through the audit reader: independent of the projections' own feed."""
-    return [Recorded(n.id, ChainedMapper.decode(n.topic, n.originator_id, n.originator_version,
-                                                split_state(n.state)[1])) for n in read_log(store)]
+def decoded_log(store: LedgerStore, url: str) -> list[Recorded]:
+    """The log's raw rows, each decoded at once (not the lazy pages the projections read)."""
+    engine = create_db_engine(url)
+    try:
+        return [Recorded(n.position, decode(n.topic, n.stream, n.version, n.state))
+                for n in EventLog(store, engine).scan_stored()]
+    finally:
+        engine.dispose()
 
 
 def expected_portfolio(events: list[Recorded]) -> Any:
     tables = MemoryTables()
     apply_all(PortfolioFold(tables), events)
-    return json.loads(msgspec.json.encode(portfolio_view(tables.rows, "paper")))
+    return json.loads(msgspec.json.encode(account_portfolio(tables.rows, "paper")))
 
 
 def test_replay_at_a_position_or_a_time_is_the_fold_of_the_events_up_to_then(
-        history_store: Callable[[int], LedgerStore], cli: Run) -> None:
-    events = decoded_log(history_store(300))
+        history_store: Callable[[int], LedgerStore], cli: Run, store_url: str) -> None:
+    events = decoded_log(history_store(300), store_url)
     middle = events[len(events) // 2]
     code, out = cli("replay", "--position", str(middle.position), "--json")
     assert code == 0 and json.loads(out) == expected_portfolio([r for r in events if r.position <= middle.position])
@@ -75,6 +80,7 @@ def test_replay_at_a_position_or_a_time_is_the_fold_of_the_events_up_to_then(
 
 
 def test_replay_refuses_ambiguous_or_bad_requests(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    upgrade(sqlite_url)  # `replay` only reads: it refuses a store that does not exist
     for args in ([], ["--position", "3", "--as-of", "2024-01-01T00:00:00Z"], ["--as-of", "yesterday"]):
         assert main(["--database", sqlite_url, "replay", *args]) == 2
     assert main(["--database", sqlite_url, "replay", "--position", "10"]) == 1, "no such account yet"
@@ -85,6 +91,7 @@ def test_replay_refuses_ambiguous_or_bad_requests(sqlite_url: str, capsys: pytes
 def test_export_writes_readable_files_with_exact_amounts(history_store: Callable[[int], LedgerStore], cli: Run,
                                                          store_url: str, tmp_path: Path, fmt: str) -> None:
     history_store(200)
+    assert cli("rebuild")[0] == 0  # the tables to compare with: `export` folds afresh and writes no table
     code, _ = cli("export", "--out", str(tmp_path), "--format", fmt)
     assert code == 0
     read = pl.read_parquet if fmt == "parquet" else pl.read_csv
@@ -114,6 +121,7 @@ def health(cli: Run) -> tuple[int, dict[str, Any]]:
 
 
 def test_health_exit_codes_follow_the_rule(store_url: str, cli: Run) -> None:
+    upgrade(store_url)  # `health` only reads: it refuses a store that does not exist
     code, report = health(cli)
     assert (code, report["status"], report["agent"]["status"]) == (1, "degraded", "none")
 
@@ -183,8 +191,8 @@ def test_sessions_of_stopped_and_dead_gateways_are_closed(store_url: str, cli: R
     assert cli("rebuild", "connections")[0] == 0
     assert health(cli)[1]["open_connections"] == 3, "the stopped gateway's session is closed"
 
-    with Container(load_settings(overrides={"database.url": store_url}, environ={})) as container:
-        assert projecting.close_dead_gateways_here(container) == [dead.id]
-        projecting.runner(container).catch_up()
-        assert projecting.close_dead_gateways_here(container) == [], "closed once, recorded once"
+    with composed(load_settings(overrides={"database.url": store_url}, environ={})) as container:
+        assert container.dead_gateways.close() == [dead.id]
+        container.runner().catch_up()
+        assert container.dead_gateways.close() == [], "closed once, recorded once"
     assert health(cli)[1]["open_connections"] == 2, "only the live gateway's sessions stay open"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from tradeledger.adapters.database import create_db_engine
-from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventlog import EventLog
 from tradeledger.adapters.eventstore import LedgerStore
 from tradeledger.projections import sql
 from tradeledger.projections.registry import PROJECTIONS
@@ -62,7 +62,7 @@ def test_a_killed_projector_resumes_exactly_once(history_store: Callable[[int], 
     assert process.wait(timeout=60) == 0, "a clean stop on SIGTERM"
     assert killed_mid_run >= 1, f"no kill landed while catching up (seed {seed}, targets {targets})"
 
-    checks = verify_projections(engine, StoreFeed(store, engine))
+    checks = verify_projections(engine, EventLog(store, engine))
     engine.dispose()
     assert [(c.name, c.position, c.compared) for c in checks] == [(p.name, head, True) for p in PROJECTIONS]
     assert [c for c in checks if not c.ok] == [], f"seed {seed}, targets {targets}"

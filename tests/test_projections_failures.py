@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from tradeledger.adapters import control, projecting
+from tradeledger.adapters.services import readmodels
 from tradeledger.adapters.cli import main
-from tradeledger.adapters.container import Container
+from tradeledger.adapters.composition import Composition
 from tradeledger.adapters.database import MIGRATIONS, create_db_engine
 from tradeledger.adapters.eventstore import LedgerStore
 from tradeledger.domain.account import Account
@@ -36,16 +36,17 @@ from tradeledger.domain.gateway import Gateway
 from tradeledger.projections import sql
 from tradeledger.projections.alert_watch import AlertWatcher
 from tradeledger.projections.connections import ConnectionsFold
-from tradeledger.projections.fold import Fold, Handler, Projection
-from tradeledger.projections.health import stopped_text
+from tradeledger.projections.fold import Fold, EventHandler, Projection
+from tradeledger.projections.health_rule import stopped_text
 from tradeledger.projections.outbox import Outbox
 from tradeledger.projections.rebuild import SUFFIX
 from tradeledger.projections.registry import PROJECTIONS
-from tradeledger.projections.rows import RowTable
+from tradeledger.projections.rows import RowTable, table_for
 from tradeledger.projections.runner import ProjectionRunner
 from tradeledger.projections.verify import verify_projections
 from scripts.synthetic_history import HistoryBuilder
 from tradeledger.settings import load_settings
+from tests.composing import composed
 from tests.apisupport import serving
 from tests.conftest import ROOT
 
@@ -59,10 +60,10 @@ def utcnow() -> datetime:
 
 
 @pytest.fixture
-def container(store_url: str, tmp_path: Path) -> Iterator[Container]:
+def container(store_url: str, tmp_path: Path) -> Iterator[Composition]:
     settings = load_settings(overrides={"database.url": store_url,
                                         "projections.health_file": str(tmp_path / "health.json")}, environ={})
-    with Container(settings) as built:
+    with composed(settings) as built:
         yield built
 
 
@@ -81,7 +82,7 @@ def shadow_tables(engine: sa.Engine) -> list[str]:
     return [name for name in sa.inspect(engine).get_table_names() if name.endswith(SUFFIX)]
 
 
-def assert_equal_to_a_fresh_fold(container: Container) -> None:
+def assert_equal_to_a_fresh_fold(container: Composition) -> None:
     checks = verify_projections(container.engine, container.feed)
     assert [(c.name, c.lag, c.ok) for c in checks] == [(p.name, 0, True) for p in PROJECTIONS]
 
@@ -92,7 +93,7 @@ def cli(*args: str, capsys: pytest.CaptureFixture[str], url: str) -> tuple[int, 
     return code, captured.out, captured.err
 
 
-def connect(container: Container, peer: str) -> int:
+def connect(container: Composition, peer: str) -> int:
     """A gateway with one client from `peer`; the position of the ClientConnected."""
     gateway = Gateway.start(key=f"gateway-{peer}", kind="api", host="h", pid=1, at=utcnow())
     gateway.connect_client(session_id="s1", channel="ws", peer=peer, at=utcnow())
@@ -117,20 +118,20 @@ def projection_entry(report: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_a_projection_failing_on_an_event_stops_there_visibly_and_resumes_once_fixed(
-        container: Container, store_url: str, monkeypatch: pytest.MonkeyPatch,
+        container: Composition, store_url: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     store, engine = container.store, container.engine
     store.save(Account.open("paper", "BTC", Decimal(1), at=utcnow()))
     connect(container, "127.0.0.1")
-    projecting.runner(container).catch_up()
+    container.runner().catch_up()
     poison_connections(monkeypatch)
     poisoned = connect(container, POISON)
-    control.halt(store, "paper", reason="after the poison", by="api", at=utcnow())
-    control.resume(store, "paper", reason="after the poison", by="api", at=utcnow())
+    container.control.issue("halt", reason="after the poison", by="api", channel="test", at=utcnow())
+    container.control.issue("resume", reason="after the poison", by="api", channel="test", at=utcnow())
     head = store.head_position()
 
     started = utcnow()
-    projecting.runner(container, on_progress=projecting.health_file(container)).catch_up()
+    container.runner(on_progress=container.health_file()).catch_up()
     stopped = tracking(engine)["connections"]
     assert (stopped.position, stopped.error_position) == (poisoned - 1, poisoned), "stopped at it, not past it"
     assert stopped.error == "RuntimeError: cannot project a client from poison (a second line)", "one line"
@@ -138,7 +139,7 @@ def test_a_projection_failing_on_an_event_stops_there_visibly_and_resumes_once_f
     others = {name: t for name, t in tracking(engine).items() if name != "connections"}
     assert others == {name: sql.Tracking(name=name, position=head) for name in others}, "the others went on"
 
-    projecting.runner(container).catch_up()  # a restart of the same release fails there again
+    container.runner().catch_up()  # a restart of the same release fails there again
     assert tracking(engine)["connections"] == stopped, "still there, and since the first failure"
 
     reason = f"projection connections {stopped_text(stopped.error, poisoned, stopped.error_at)}"
@@ -164,7 +165,7 @@ def test_a_projection_failing_on_an_event_stops_there_visibly_and_resumes_once_f
          f"projection connections {stopped_text(stopped.error, poisoned, stopped.error_at)}")]
 
     monkeypatch.undo()  # the fixed release
-    projecting.runner(container).catch_up()
+    container.runner().catch_up()
     fixed = tracking(engine)["connections"]
     assert fixed == sql.Tracking(name="connections", position=store.head_position()), "error cleared"
     assert_equal_to_a_fresh_fold(container)  # it resumed at the poisoned event: nothing skipped
@@ -178,17 +179,16 @@ class NumberRow(msgspec.Struct, kw_only=True):
     value: int
 
 
-NUMBERS = RowTable(sa.Table(
-    "test_numbers", sa.MetaData(),
-    sa.Column("position", sa.BigInteger, primary_key=True),
-    sa.Column("value", sa.BigInteger, nullable=False),
-), NumberRow)
+NUMBERS = RowTable(table_for(NumberRow, "test_numbers", primary_key=["position"], metadata=sa.MetaData()), NumberRow)
 
 
 class Numbers(Fold):
-    """A row per halt or resume; a halt for POISON makes a number that no BIGINT column holds."""
+    """A row per halt or resume; a halt for POISON makes a number that no BIGINT column holds.
 
-    def handlers_by_type(self) -> dict[type, Handler]:
+    Each command appends three events: its Issued, then the account's TradingHalted/Resumed and CommandApplied.
+    """
+
+    def handlers_by_type(self) -> dict[type, EventHandler]:
         return {Account.TradingHalted: self.number, Account.TradingResumed: self.number}
 
     def number(self, e: Account.TradingHalted | Account.TradingResumed, position: int) -> None:
@@ -199,13 +199,13 @@ NUMBERS_PROJECTION = Projection("numbers", (NUMBERS,), Numbers)
 
 
 def test_rows_the_database_refuses_stop_their_projection_at_the_event_that_made_them(
-        container: Container) -> None:
+        container: Composition) -> None:
     store, engine = container.store, container.engine
     NUMBERS.table.create(engine)
     store.save(Account.open("paper", "BTC", Decimal(1), at=utcnow()))
     for reason in ("one", "two", POISON, "three", "four"):
-        control.halt(store, "paper", reason=reason, by="api", at=utcnow())
-        control.resume(store, "paper", reason=reason, by="api", at=utcnow())
+        container.control.issue("halt", reason=reason, by="api", channel="test", at=utcnow())
+        container.control.issue("resume", reason=reason, by="api", channel="test", at=utcnow())
     projections = (*PROJECTIONS, NUMBERS_PROJECTION)
     ProjectionRunner(container.feed, engine, projections).catch_up()  # the whole log in one batch
 
@@ -214,16 +214,16 @@ def test_rows_the_database_refuses_stop_their_projection_at_the_event_that_made_
     assert (numbers.position, numbers.error_position) == (halts[2] - 1, halts[2])
     assert (numbers.error or "").startswith(("OverflowError", "NumericValueOutOfRange")), numbers.error
     with engine.connect() as conn:
-        assert [r.position for r in sql.row_source(conn)(NUMBERS)] == [halts[0], halts[0] + 1, halts[1],
-                                                                       halts[1] + 1], "the rows before it are kept"
+        assert [r.position for r in sql.row_source(conn)(NUMBERS)] == [halts[0], halts[0] + 3, halts[1],
+                                                                       halts[1] + 3], "the rows before it are kept"
     head = store.head_position()
     assert {n: t.position for n, t in tracking(engine).items()} == {p.name: head for p in PROJECTIONS}
 
 
 def test_a_rebuild_failing_midway_changes_nothing_and_says_why_on_one_line(
-        history_store: Callable[[int], LedgerStore], container: Container, store_url: str) -> None:
+        history_store: Callable[[int], LedgerStore], container: Composition, store_url: str) -> None:
     history_store(300)
-    projecting.runner(container).catch_up()
+    container.runner().catch_up()
     before = snapshot(container.engine)
     beats = [r.position for r in container.feed.read(0, 100_000) if r.type is AgentRun.Heartbeat]
     middle = beats[len(beats) // 2]
@@ -259,9 +259,9 @@ def shadow_progress(engine: sa.Engine) -> int:
 
 
 def test_a_killed_rebuild_changes_nothing_and_the_next_one_swaps_in_under_a_live_runner(
-        history_store: Callable[[int], LedgerStore], container: Container, store_url: str) -> None:
+        history_store: Callable[[int], LedgerStore], container: Composition, store_url: str) -> None:
     store = history_store(1500)
-    live = projecting.runner(container)
+    live = container.runner()
     live.catch_up()
     before = snapshot(container.engine)
     rebuild = subprocess.Popen([sys.executable, "-m", "tradeledger.adapters.cli", "--database", store_url, "rebuild",
@@ -274,7 +274,7 @@ def test_a_killed_rebuild_changes_nothing_and_the_next_one_swaps_in_under_a_live
     assert shadow_progress(container.engine) > 0, "it had rebuilt part of the log"
     assert snapshot(container.engine) == before
 
-    result = projecting.rebuild(container)
+    result = readmodels.rebuild(container.feed, container.engine)
     assert result.events == store.head_position()
     assert snapshot(container.engine) == before, "the same rows, folded afresh"
     assert shadow_tables(container.engine) == [], "the killed rebuild's leftovers are gone too"

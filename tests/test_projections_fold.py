@@ -21,11 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradeledger.adapters.database import create_db_engine, upgrade
-from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventlog import EventLog
 from tradeledger.adapters.eventstore import LedgerStore, open_store
 from tradeledger.projections import sql
 from tradeledger.projections.fold import Recorded
-from tradeledger.projections.portfolio import ACCOUNTS, DAILY_PNL, reconcile
+from tradeledger.projections.portfolio_rows import ACCOUNTS, DAILY_PNL
+from tradeledger.projections.portfolio_view import reconcile
 from tradeledger.projections.registry import PROJECTIONS
 from tradeledger.projections.replay import ReadModels, pages
 from tradeledger.projections.rows import metadata
@@ -87,7 +88,7 @@ def test_sql_projections_equal_the_pure_fold(fresh_ledger: Ledger, script: list,
                                              restart_every: int) -> None:
     events = World().run(script)
     with fresh_ledger() as (store, engine):
-        feed = StoreFeed(store, engine)
+        feed = EventLog(store, engine)
         runner = ProjectionRunner(feed, engine, page_size=page)
         for number, start in enumerate(range(0, len(events), chunk)):
             store.append(events[start:start + chunk])

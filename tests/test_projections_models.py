@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,41 +13,70 @@ from pathlib import Path
 
 import msgspec
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
-from tradeledger.adapters.database import create_db_engine, upgrade
+from tradeledger.adapters.database import MIGRATIONS, create_db_engine, upgrade
 from tradeledger.adapters.healthfile import HealthFile, write_atomically
 from tradeledger.domain.account import Account
 from tradeledger.domain.market import Market
 from tradeledger.domain.values import Candle, Decision, Prediction, Side
+from tradeledger.migrations.autogenerate import compare_type, include_name, target_metadata
 from tradeledger.projections.activity import ACTIVITY, KEEP_LAST
 from tradeledger.projections.fold import Recorded
-from tradeledger.projections.health import AGENT_RUNS, MAX_HEALTHY_LAG, AgentHealth, ProjectionHealth, agent_health, assess
+from tradeledger.projections.health import AGENT_RUNS
+from tradeledger.projections.health_rule import MAX_HEALTHY_LAG, AgentHealth, ProjectionHealth, agent_health, assess
 from tradeledger.projections.replay import ReadModels
-from tradeledger.projections.rows import metadata
+from tradeledger.projections.rows import table_for
 from tradeledger.projections.signals import SIGNAL_GRACE, SIGNALS
 from tests.projection_world import World
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=timezone.utc)
 
 
-def test_the_migrations_create_exactly_the_tables_the_projections_write(store_url: str) -> None:
+def test_the_migrations_create_exactly_the_tables_derived_from_the_row_structs(store_url: str) -> None:
+    """Column names, types (affinity on SQLite), nullability, indexes and primary keys, table by table."""
     upgrade(store_url)
     engine = create_db_engine(store_url)
-    # Types are compared on PostgreSQL; SQLite reports declared types loosely (UtcDateTime is text there).
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": engine.dialect.name == "postgresql"})
-        diffs = compare_metadata(context, metadata)
+        context = MigrationContext.configure(conn, opts={"compare_type": compare_type, "include_name": include_name})
+        diffs = compare_metadata(context, target_metadata)
+        inspector = sa.inspect(conn)
+        keys = {name: inspector.get_pk_constraint(name)["constrained_columns"] for name in target_metadata.tables}
     engine.dispose()
-    ours = [d for d in diffs if _table_of(d) in metadata.tables]
-    assert ours == []
+    assert diffs == []
+    assert keys == {name: [c.name for c in t.primary_key.columns] for name, t in target_metadata.tables.items()}
 
 
-def _table_of(diff: object) -> str | None:
-    first = diff[0] if isinstance(diff, list) else diff
-    subject = first[1] if first[0] in ("add_table", "remove_table", "add_index", "remove_index") else None
-    return getattr(getattr(subject, "table", subject), "name", None) if subject is not None else first[2]
+def test_autogenerating_a_migration_on_a_database_at_head_proposes_nothing(store_url: str, tmp_path: Path) -> None:
+    upgrade(store_url)
+    scripts = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    config = Config()
+    config.set_main_option("script_location", str(scripts))
+    engine = create_db_engine(store_url)
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        script = command.revision(config, "nothing", autogenerate=True, rev_id="9999")
+    engine.dispose()
+    assert script is not None and not isinstance(script, list)
+    upgrade_body = Path(script.path).read_text().split("def upgrade() -> None:")[1].split("def downgrade")[0]
+    assert [line.strip() for line in upgrade_body.splitlines() if line.strip() and "#" not in line] == ["pass"]
+
+
+def test_a_row_struct_field_of_no_known_kind_names_its_column_type() -> None:
+    class Odd(msgspec.Struct):
+        key: str
+        either: int | str
+
+    with pytest.raises(TypeError, match="odd.either: no column type"):
+        table_for(Odd, "odd", primary_key=["key"], metadata=sa.MetaData())
+    odd = table_for(Odd, "odd", primary_key=["key"], types={"either": sa.Text}, metadata=sa.MetaData())
+    assert [(c.name, type(c.type), c.nullable, c.primary_key) for c in odd.columns] == [
+        ("key", sa.Text, False, True), ("either", sa.Text, False, False)]
 
 
 def signal_rows(timeframe: str, open_time: datetime) -> list:

@@ -11,21 +11,22 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tradeledger.adapters import projecting
-from tradeledger.adapters.container import Container
+from tradeledger.adapters.services import readmodels
+from tradeledger.adapters.services.ports import utcnow
 from tradeledger.adapters.database import create_db_engine
-from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventlog import EventLog
 from tradeledger.adapters.eventstore import LedgerStore
 from tradeledger.domain.account import Account
 from tradeledger.domain.market import Market
 from tradeledger.projections import sql
-from tradeledger.projections.fold import Fold, Handler, Projection
+from tradeledger.projections.fold import Fold, EventHandler, Projection
 from tradeledger.projections.healthview import read_health
 from tradeledger.projections.registry import PROJECTIONS
 from tradeledger.projections.runner import PAGE_SIZE, ProjectionRunner, ProjectionStatus
 from tradeledger.projections.verify import verify_projections
 from scripts.synthetic_history import HistoryBuilder
 from tradeledger.settings import load_settings
+from tests.composing import composed
 from tests.conftest import ROOT
 
 Snapshot = dict[str, list[Any]]
@@ -45,7 +46,7 @@ def snapshot(engine: sa.Engine) -> Snapshot:
         return {t.name: rows(t) for p in PROJECTIONS for t in p.tables}
 
 
-def assert_equal_to_a_fresh_fold(engine: sa.Engine, feed: StoreFeed) -> None:
+def assert_equal_to_a_fresh_fold(engine: sa.Engine, feed: EventLog) -> None:
     checks = verify_projections(engine, feed)
     assert [(c.name, c.lag, c.compared) for c in checks] == [(p.name, 0, True) for p in PROJECTIONS]
     assert [c for c in checks if not c.ok] == []
@@ -64,7 +65,7 @@ def wait_until_caught_up(runner: ProjectionRunner, head: int, limit: float = 60.
 
 def test_a_runner_restarted_after_every_page_equals_one_fresh_fold(ledger: tuple[LedgerStore, sa.Engine]) -> None:
     store, engine = ledger
-    feed = StoreFeed(store, engine)
+    feed = EventLog(store, engine)
     while ProjectionRunner(feed, engine, page_size=7).step():  # each runner restores from the committed rows
         pass
     assert_equal_to_a_fresh_fold(engine, feed)
@@ -72,7 +73,7 @@ def test_a_runner_restarted_after_every_page_equals_one_fresh_fold(ledger: tuple
 
 def test_two_runners_never_apply_the_same_events_twice(ledger: tuple[LedgerStore, sa.Engine]) -> None:
     store, engine = ledger
-    feed = StoreFeed(store, engine)
+    feed = EventLog(store, engine)
     first, second = (ProjectionRunner(feed, engine, page_size=50) for _ in range(2))
     first.step()
     second.step()
@@ -88,7 +89,7 @@ def test_projections_at_different_positions_in_one_batch_each_apply_every_event_
         ledger: tuple[LedgerStore, sa.Engine]) -> None:
     """Each projection starts the batch at its own position, on an event that changes rows if applied twice."""
     store, engine = ledger
-    feed = StoreFeed(store, engine)
+    feed = EventLog(store, engine)
     events = feed.read(0, 100_000)
     fills = [i for i, r in enumerate(events) if r.type is Account.OrderFilled]
     ahead = [p for p in PROJECTIONS if p.name != "connections"]  # connections stays at 0: the batch starts there
@@ -104,7 +105,7 @@ def test_projections_at_different_positions_in_one_batch_each_apply_every_event_
 
 def test_rebuild_equals_the_read_models_kept_live(ledger: tuple[LedgerStore, sa.Engine], store_url: str) -> None:
     store, engine = ledger
-    feed = StoreFeed(store, engine)
+    feed = EventLog(store, engine)
     runner = ProjectionRunner(feed, engine, page_size=50, poll_interval=3600)  # woken by appends, never by polling
     runner.start()
     builder = HistoryBuilder(store, symbols=("XRP/BTC",), account="live", seed=3)
@@ -113,8 +114,8 @@ def test_rebuild_equals_the_read_models_kept_live(ledger: tuple[LedgerStore, sa.
     wait_until_caught_up(runner, store.head_position())
     runner.stop()
     live = snapshot(engine)
-    with Container(load_settings(overrides={"database.url": store_url}, environ={})) as container:
-        result = projecting.rebuild(container)
+    with composed(load_settings(overrides={"database.url": store_url}, environ={})) as container:
+        result = readmodels.rebuild(container.feed, container.engine)
     assert result.events == store.head_position()
     assert snapshot(engine) == live
 
@@ -123,7 +124,7 @@ def test_the_runner_follows_appends_made_by_another_process(ledger: tuple[Ledger
                                                             store_url: str) -> None:
     """On PostgreSQL only LISTEN/NOTIFY can wake it (polling is an hour); SQLite polls."""
     store, engine = ledger
-    feed = StoreFeed(store, engine)
+    feed = EventLog(store, engine)
     poll = 3600.0 if engine.dialect.name == "postgresql" else 0.05
     runner = ProjectionRunner(feed, engine, poll_interval=poll)
     runner.start()
@@ -142,7 +143,7 @@ class Flaky(Fold):
     fail_at: int | None = None
     seen: list[int] = []
 
-    def handlers_by_type(self) -> dict[type, Handler]:
+    def handlers_by_type(self) -> dict[type, EventHandler]:
         return {Market.CandleClosed: self.candle}
 
     def candle(self, _event: Market.CandleClosed, position: int) -> None:
@@ -156,7 +157,7 @@ FLAKY = Projection("flaky", (), Flaky)
 
 def test_a_failing_projection_stops_at_its_event_and_resumes_there(ledger: tuple[LedgerStore, sa.Engine]) -> None:
     store, engine = ledger
-    feed = StoreFeed(store, engine)
+    feed = EventLog(store, engine)
     candles = [r.position for p in [feed.read(0, 10_000)] for r in p if r.type is Market.CandleClosed]
     Flaky.fail_at, Flaky.seen = candles[40], []
     ProjectionRunner(feed, engine, (*PROJECTIONS, FLAKY), page_size=64).catch_up()
@@ -168,7 +169,7 @@ def test_a_failing_projection_stops_at_its_event_and_resumes_there(ledger: tuple
     assert (tracking["flaky"].error_position, tracking["flaky"].error) == (candles[40],
                                                                           "RuntimeError: cannot project this candle")
     assert {t.position for name, t in tracking.items() if name != "flaky"} == {head}, "the others go on"
-    report = read_health(engine, head=head, now=projecting.utcnow(), heartbeat_interval=5,
+    report = read_health(engine, head=head, now=utcnow(), heartbeat_interval=5,
                                     projections=(*PROJECTIONS, FLAKY))
     assert report.exit_code == 2 and any("flaky stopped at position" in r for r in report.reasons)
 
@@ -183,7 +184,7 @@ def test_a_failing_projection_stops_at_its_event_and_resumes_there(ledger: tuple
 def test_an_undecodable_event_stops_exactly_the_projections_that_read_it(
         ledger: tuple[LedgerStore, sa.Engine]) -> None:
     store, engine = ledger
-    feed = StoreFeed(store, engine)
+    feed = EventLog(store, engine)
     candle = next(r.position for r in feed.read(0, 10_000) if r.type is Market.CandleClosed and r.position > 100)
     table, key = ("stored_events", "rowid") if engine.dialect.name == "sqlite" else \
         ("tradeledger_events", "notification_id")

@@ -19,11 +19,12 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tradeledger.adapters import eventlog, projecting
-from tradeledger.adapters.container import Container
+from tradeledger.adapters import eventlog
+from tradeledger.adapters.composition import Composition
 from tradeledger.domain.account import Account
 from tradeledger.domain.text import MAX_PEER, MAX_REASON, InvalidText, recordable
 from tradeledger.settings import SettingsError, load_settings
+from tests.composing import composed
 from tests.apisupport import TOKEN, api_settings, project, serving, trade
 from tests.fakebotapi import FakeBotApi, wait_until
 from tests.telegram_support import CHAT, STRANGER, container, fake, running_bot  # noqa: F401 - fixtures
@@ -36,10 +37,10 @@ REFUSED = {"nul\u0000here": "U+0000", "red \u001b[31malert": "U+001B", "over\rwr
 ACCEPTED = "maintenance:\tdatabase move\nback at 10:00 (ünïcödé ✓)"
 
 
-def read_models_at_head(container: Container) -> None:
+def read_models_at_head(container: Composition) -> None:
     """Every projection has applied the whole log, and none has stopped on an error."""
     project(container)
-    report = projecting.health(container)
+    report = container.health.report()
     head = container.store.head_position()
     assert [(p.name, p.position, p.error) for p in report.projections] == [
         (p.name, head, None) for p in report.projections]
@@ -56,8 +57,8 @@ def test_the_validator_names_the_field_and_the_character() -> None:
 
 
 @pytest.fixture
-def api(store_url: str) -> Iterator[tuple[Container, httpx.Client]]:
-    with Container(api_settings(store_url)) as built:
+def api(store_url: str) -> Iterator[tuple[Composition, httpx.Client]]:
+    with composed(api_settings(store_url)) as built:
         trade(built, 30)
         project(built)
         with serving(built) as url, httpx.Client(base_url=url, headers=AUTH, timeout=30) as http:
@@ -65,7 +66,7 @@ def api(store_url: str) -> Iterator[tuple[Container, httpx.Client]]:
 
 
 def test_api_refuses_control_characters_in_a_reason_and_records_nothing(
-        api: tuple[Container, httpx.Client]) -> None:
+        api: tuple[Composition, httpx.Client]) -> None:
     container, http = api
     assert http.post("/api/control/halt", json={"reason": "before"}).status_code == 200
     head = container.store.head_position()
@@ -82,13 +83,13 @@ def test_api_refuses_control_characters_in_a_reason_and_records_nothing(
     assert resumed.status_code == 200, resumed.text
     trade(container, 30, skip=30)
     read_models_at_head(container)
-    (recorded,) = [e for e in eventlog.page(container.store, types=["TradingResumed"]) if e.data["by"] == "api"]
+    (recorded,) = [e for e in eventlog.audit_page(container.feed, types=["TradingResumed"]) if e.data["by"] == "api"]
     assert recorded.data["reason"] == ACCEPTED
 
 
 def test_a_websocket_whose_peer_address_cannot_be_recorded_is_refused(sqlite_url: str) -> None:
     """uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: the client then names its own address."""
-    with Container(api_settings(sqlite_url)) as built, serving(built) as url:
+    with composed(api_settings(sqlite_url)) as built, serving(built) as url:
         head = built.store.head_position()
 
         async def refused() -> int | None:
@@ -101,7 +102,7 @@ def test_a_websocket_whose_peer_address_cannot_be_recorded_is_refused(sqlite_url
         assert built.store.head_position() == head, "no session was recorded"
 
 
-def test_telegram_refuses_control_characters_and_records_nothing(container: Container, fake: FakeBotApi) -> None:
+def test_telegram_refuses_control_characters_and_records_nothing(container: Composition, fake: FakeBotApi) -> None:
     container.store.save(Account.open("paper", "BTC", Decimal(1), at=datetime.now(timezone.utc)))
     head = container.store.head_position()
     sent = {f"/halt {reason}": character for reason, character in REFUSED.items()}
@@ -122,7 +123,7 @@ def test_telegram_refuses_control_characters_and_records_nothing(container: Cont
     assert halted.startswith("trading halted: no new entries")
     assert head < started
     read_models_at_head(container)
-    (recorded,) = eventlog.page(container.store, types=["TradingHalted"])
+    (recorded,) = eventlog.audit_page(container.feed, types=["TradingHalted"])
     assert recorded.data["reason"] == " ".join(ACCEPTED.split())  # the command's words, as Telegram splits them
 
 

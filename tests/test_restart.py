@@ -16,10 +16,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tradeledger.adapters.audit import read_log, verify_log
+from tradeledger.adapters.services.audit import verify_log
 from tradeledger.adapters.database import create_db_engine, upgrade
 from tradeledger.adapters.eventstore import open_store
-from tradeledger.adapters.reproduce import decoded
+from tradeledger.adapters.eventlog import EventLog
+from tradeledger.adapters.services.ports import scan
 from tradeledger.domain.account import Account
 from tradeledger.domain.market import Market
 from tests.conftest import CANDLES, ROOT
@@ -44,13 +45,15 @@ def trading_history(url: str) -> list[tuple[int, dict]]:
 
     The account's opening is stamped with the wall clock; everything after it with candle time.
     """
-    store = open_store(url)
+    store, engine = open_store(url), create_db_engine(url)
     try:
+        events = [r.event for r in scan(EventLog(store, engine))]
         return [(e.originator_version, {k: v for k, v in vars(e).items() if not isinstance(e, Account.Opened)
                                         or k != "timestamp"})
-                for e, _ in decoded(read_log(store)) if isinstance(e, Account.Event | Market.Event)]
+                for e in events if isinstance(e, Account.Event | Market.Event)]
     finally:
         store.close()
+        engine.dispose()
 
 
 def candles_stored(engine: sa.Engine) -> int:
@@ -95,7 +98,7 @@ def test_killed_and_restarted_agent_records_every_tick_exactly_once(tmp_path: Pa
     assert killed == uninterrupted, f"seed {seed}: the resumed history differs from the uninterrupted one"
     store = open_store(killed_url)
     try:
-        report = verify_log(store)
+        report = verify_log(EventLog(store, engine))
         assert report.ok, report.findings[:3]
     finally:
         store.close()

@@ -8,7 +8,7 @@ from decimal import Decimal
 import msgspec
 from hypothesis import given, strategies as st
 
-from tradeledger.adapters.broker import PaperBroker
+from tradeledger.domain.broker import PaperBroker
 from tradeledger.domain.account import Account
 from tradeledger.domain.features import FeatureEngine
 from tradeledger.domain.market import Market

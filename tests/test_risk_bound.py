@@ -32,24 +32,23 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tradeledger.adapters import backtest
-from tradeledger.adapters.audit import read_log
-from tradeledger.adapters.container import Container
+from tradeledger.adapters.services import backtest
 from tradeledger.adapters.cli import main
-from tradeledger.adapters.eventstore import LedgerStore, open_store
-from tradeledger.adapters.reproduce import decoded
+from tradeledger.adapters.database import create_db_engine
+from tradeledger.adapters.eventlog import EventLog
+from tradeledger.adapters.eventstore import open_store
+from tradeledger.adapters.services.ports import EventLogPort, scan
 from tradeledger.domain.account import Account
 from tradeledger.domain.market import Market
 from tradeledger.domain.risk import DRAWDOWN
 from tradeledger.domain.values import Side
 from scripts.bench_backtest import repeated_candles
 from tradeledger.settings import Settings, load_settings
+from tests.composing import composed
 from tests.conftest import CANDLES
 
 HUNDRED = Decimal(100)
 REPORTED_ROUNDING = Decimal("0.005")
-CANDLE_TOPIC = f"{Market.CandleClosed.__module__}:{Market.CandleClosed.__qualname__}"
-ACCOUNT_TOPICS = f"{Account.__module__}:{Account.__qualname__}."
 FILES = sorted(p for p in CANDLES.iterdir() if p.suffix in (".csv", ".json", ".parquet"))
 
 
@@ -68,11 +67,13 @@ def settings_for(url: str, predictor: str | None) -> Settings:
     return load_settings(overrides={"database.url": url, **chosen})
 
 
-def recorded_ticks(store: LedgerStore) -> list[Tick]:
+def recorded_ticks(log: EventLogPort) -> list[Tick]:
     """The log cut into ticks: each candle with the account events appended after it."""
     ticks: list[Tick] = []
-    wanted = (n for n in read_log(store) if n.topic == CANDLE_TOPIC or n.topic.startswith(ACCOUNT_TOPICS))
-    for event, _ in decoded(wanted):  # not decoding the signals halves the time
+    for recorded in scan(log):
+        if recorded.type is not Market.CandleClosed and not issubclass(recorded.type, Account.Event):
+            continue  # not decoding the signals halves the time
+        event = recorded.event
         if isinstance(event, Market.CandleClosed):
             ticks.append(Tick(close=event.close, events=[]))
         elif isinstance(event, Account.Event) and ticks:
@@ -86,10 +87,11 @@ def backtested_file(url: str, predictor: str | None, path: Path, capsys: pytest.
     chosen = ["--predictor", predictor] if predictor else []
     assert main(["--database", url, "backtest", "--data", str(path), *chosen, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    store = open_store(url)
+    store, engine = open_store(url), create_db_engine(url)
     try:
-        ticks = recorded_ticks(store)
+        ticks = recorded_ticks(EventLog(store, engine))
     finally:
+        engine.dispose()
         store.close()
     assert len(ticks) == result["candles"]
     return Decimal(result["max_drawdown_percent"]), ticks
@@ -158,9 +160,9 @@ def test_every_shared_file_stays_within_the_drawdown_bound(
 def test_a_100k_candle_backtest_halts_on_drawdown_exits_and_stays_within_the_bound(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
     settings = settings_for(url, "sma_cross")
-    with Container(settings) as container:  # the CLI's backtest path, on a series that is not a file
-        result = backtest.run(container.store, container.feed, settings, repeated_candles(103_680), batch_size=2000)
-        ticks = recorded_ticks(container.store)
+    with composed(settings) as container:  # the CLI's backtest path, on a series that is not a file
+        result = backtest.run(container.agent(settings), container.feed, repeated_candles(103_680), batch_size=2000)
+        ticks = recorded_ticks(container.feed)
     assert result.candles == len(ticks) == 103_680
     exit_ = assert_within_the_bound(result.max_drawdown_percent, ticks, settings)
     assert exit_ is not None and exit_.held_at_breach > 0, "the limit was hit holding a position, which was sold"

@@ -8,14 +8,14 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from tradeledger.adapters.agent import Agent, AgentError, decision_config
-from tradeledger.adapters.audit import read_log
-from tradeledger.adapters.broker import PaperBroker
+from tradeledger.adapters.services.trading import AgentError, decision_settings
+from tradeledger.domain.broker import PaperBroker
 from tradeledger.adapters.cli import main
-from tradeledger.adapters.database import upgrade
+from tradeledger.adapters.database import create_db_engine, upgrade
+from tradeledger.adapters.eventlog import EventLog
 from tradeledger.adapters.eventstore import open_store
 from tradeledger.adapters.marketdata import load_candles
-from tradeledger.adapters.reproduce import decoded
+from tradeledger.adapters.services.ports import scan
 from tradeledger.domain import errors
 from tradeledger.domain.account import Account
 from tradeledger.domain.agent_run import AgentRun
@@ -25,6 +25,7 @@ from tradeledger.domain.risk import DAILY_LOSS, DRAWDOWN, LOSING_STREAK, RISK, R
 from tradeledger.domain.trader import MarketModel, Sizing, Trader
 from tradeledger.domain.values import Candle, Decision, Prediction, Side
 from tradeledger.settings import load_settings
+from tests.agents import resumed, session
 from tests.conftest import CANDLES
 
 DAY = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -217,18 +218,19 @@ def test_a_store_recorded_before_exit_on_drawdown_existed_continues_as_if_it_wer
     upgrade(sqlite_url)
     store = open_store(sqlite_url)
     settings = load_settings(environ={}, overrides={"database.url": sqlite_url, "predictor.name": "sma_cross"})
-    old_config = {k: v for k, v in decision_config(settings).items() if k != "risk.exit_on_drawdown"}
+    old_config = {k: v for k, v in decision_settings(settings).recorded().items() if k != "risk.exit_on_drawdown"}
     store.save(AgentRun.start(key="before the key", version="0.0.1", host="h", pid=1, config_digest="d",
                               components=("agent",), model="sma_cross(seed=42)", decision_config=old_config, at=DAY))
     candles = load_candles(CANDLES / "ETH_BTC-5m.csv").candles[:300]
-    agent = Agent(store, settings)
+    agent = resumed(EventLog(store, create_db_engine(sqlite_url)), settings)
     agent.start(("test",))
     assert agent.run_feed(candles, batch_size=100) == 300
+    agent.stop("test")
     assert main(["--database", sqlite_url, "reproduce"]) == 0
     switched_off = load_settings(environ={}, overrides={"database.url": sqlite_url, "predictor.name": "sma_cross",
                                                         "risk.exit_on_drawdown": "false"})
     with pytest.raises(AgentError, match="risk.exit_on_drawdown recorded 'True', now 'False'"):
-        Agent(store, switched_off)
+        session(EventLog(store, create_db_engine(sqlite_url)), switched_off).resume()
     store.close()
 
 
@@ -238,8 +240,9 @@ def test_reproduce_uses_the_recorded_exit_on_drawdown(sqlite_url: str, monkeypat
     data = str(CANDLES / "ETH_BTC-5m.csv")  # sma_cross hits the drawdown limit about 80 % into it
     assert main(["--database", sqlite_url, "backtest", "--data", data, "--predictor", "sma_cross"]) == 0
     monkeypatch.delenv("TRADELEDGER_RISK__EXIT_ON_DRAWDOWN")
-    store = open_store(sqlite_url)
-    events = [e for e, _ in decoded(read_log(store))]
+    store, engine = open_store(sqlite_url), create_db_engine(sqlite_url)
+    events = [r.event for r in scan(EventLog(store, engine))]
+    engine.dispose()
     store.close()
     assert [e.rule for e in events if isinstance(e, Account.TradingHalted)][-1] == DRAWDOWN
     assert not [e for e in events if isinstance(e, Account.OrderPlaced) and e.reason == DRAWDOWN]

@@ -12,11 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tradeledger.adapters import control, projecting
-from tradeledger.adapters.agent import Agent
-from tradeledger.adapters.container import Container
+from tradeledger.adapters.services import readmodels
+from tradeledger.adapters.composition import Composition
 from tradeledger.adapters.database import create_db_engine, upgrade
-from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventlog import EventLog
 from tradeledger.adapters.eventstore import open_store
 from tradeledger.adapters.marketdata import load_candles
 from tradeledger.domain.account import Account
@@ -26,11 +25,13 @@ from tradeledger.domain.ids import account_id
 from tradeledger.domain.market import Market
 from tradeledger.domain.values import Candle, Side
 from tradeledger.projections.alerts import ALERT_STATE, ALERTS, AlertKind, AlertsFold, signed
-from tradeledger.projections.fold import Fold, Handler, Projection, apply_all
-from tradeledger.projections.portfolio import TRADES, PortfolioFold
+from tradeledger.projections.fold import Fold, EventHandler, Projection, apply_all
+from tradeledger.projections.portfolio import PortfolioFold
+from tradeledger.projections.portfolio_rows import TRADES
 from tradeledger.projections.rows import MemoryTables
 from tradeledger.projections.runner import ProjectionRunner
 from tradeledger.settings import load_settings
+from tests import agents
 from tests.conftest import CANDLES
 from tests.fakebotapi import FakeBotApi, wait_until
 from tests.telegram_support import (  # noqa: F401 - fixtures
@@ -60,22 +61,22 @@ def candle(open_time: datetime, close: str) -> Candle:
 class Exploding(Fold):
     """A read model whose fold fails on the first gateway start: a projection stuck on an error."""
 
-    def handlers_by_type(self) -> dict[type, Handler]:
+    def handlers_by_type(self) -> dict[type, EventHandler]:
         return {Gateway.Started: self.explode}
 
     def explode(self, _event: Any, _position: int) -> None:
         raise RuntimeError("cannot fold this")
 
 
-def kinds_sent(container: Container, chat: int) -> Counter[str]:
+def kinds_sent(container: Composition, chat: int) -> Counter[str]:
     return Counter(r.kind for r in outbox_rows(container) if r.chat_id == chat and r.status == "sent")
 
 
-def delivered(container: Container, kind: str) -> bool:
+def delivered(container: Composition, kind: str) -> bool:
     return all(kinds_sent(container, chat)[kind] for chat in (CHAT, OTHER_CHAT))
 
 
-def trade_round_trip(container: Container) -> None:
+def trade_round_trip(container: Composition) -> None:
     """Buy 2 at 0.05, sell 2 at 0.055 (fees 0.0001 each), across a UTC midnight."""
     account = Account.open("paper", "BTC", Decimal(1), at=utcnow())
     market = Market.list("ETH/BTC", "5m", at=DAY)
@@ -92,7 +93,7 @@ def trade_round_trip(container: Container) -> None:
     container.store.save(account, market)
 
 
-def test_every_alert_kind_reaches_every_allowed_chat_exactly_once(container: Container, fake: FakeBotApi) -> None:
+def test_every_alert_kind_reaches_every_allowed_chat_exactly_once(container: Composition, fake: FakeBotApi) -> None:
     store = container.store
     with running_projections(container), running_bot(container, fake):
         trade_round_trip(container)
@@ -100,7 +101,7 @@ def test_every_alert_kind_reaches_every_allowed_chat_exactly_once(container: Con
         account.halt_trading(rule="max_drawdown_percent", reason="drawdown 21.5% reached the limit 20",
                              metrics={"drawdown_percent": "21.5", "limit": "20"}, by="risk", at=utcnow())
         store.save(account)
-        control.resume(store, "paper", reason="looked into it", by="api", at=utcnow())
+        container.control.issue("resume", reason="looked into it", by="api", channel="test", at=utcnow())
 
         run = AgentRun.start(key="run-1", version="1", host="h", pid=1, config_digest="d", components=("agent",),
                              model="m", decision_config={}, at=utcnow())
@@ -132,21 +133,21 @@ def test_every_alert_kind_reaches_every_allowed_chat_exactly_once(container: Con
     assert {r.message_id for r in rows if r.chat_id == CHAT} <= {m.message_id for m in fake.messages}
 
 
-def open_account(container: Container) -> None:
+def open_account(container: Composition) -> None:
     container.store.save(Account.open("paper", "BTC", Decimal(1), at=utcnow()))
 
 
-def test_restarts_and_a_rebuild_of_the_alerts_send_nothing_again(container: Container, fake: FakeBotApi) -> None:
-    project = projecting.runner(container)
+def test_restarts_and_a_rebuild_of_the_alerts_send_nothing_again(container: Composition, fake: FakeBotApi) -> None:
+    project = container.runner()
     open_account(container)
     with running_bot(container, fake):
-        control.halt(container.store, "paper", reason="first", by="api", at=utcnow())
+        container.control.issue("halt", reason="first", by="api", channel="test", at=utcnow())
         project.catch_up()
         wait_until(lambda: delivered(container, "trading_halted"), what="the halt alert")
-    projecting.rebuild(container, ["alerts"])
+    readmodels.rebuild(container.feed, container.engine, ["alerts"])
     with running_bot(container, fake):
-        control.resume(container.store, "paper", reason="second", by="api", at=utcnow())
-        project = projecting.runner(container)
+        container.control.issue("resume", reason="second", by="api", channel="test", at=utcnow())
+        project = container.runner()
         project.catch_up()
         # Each chat gets its alerts in log order, so once this one is in, any resend would be too.
         wait_until(lambda: delivered(container, "trading_resumed"), what="the resume alert")
@@ -156,14 +157,14 @@ def test_restarts_and_a_rebuild_of_the_alerts_send_nothing_again(container: Cont
 
 
 def test_a_bot_started_on_an_existing_history_sends_only_what_happens_from_then_on(
-        container: Container, fake: FakeBotApi) -> None:
+        container: Composition, fake: FakeBotApi) -> None:
     open_account(container)
-    control.halt(container.store, "paper", reason="old news", by="api", at=utcnow())
-    control.resume(container.store, "paper", reason="old news", by="api", at=utcnow())
-    project = projecting.runner(container)
+    container.control.issue("halt", reason="old news", by="api", channel="test", at=utcnow())
+    container.control.issue("resume", reason="old news", by="api", channel="test", at=utcnow())
+    project = container.runner()
     project.catch_up()
     with running_bot(container, fake):
-        control.halt(container.store, "paper", reason="new", by="api", at=utcnow())
+        container.control.issue("halt", reason="new", by="api", channel="test", at=utcnow())
         project.catch_up()
         wait_until(lambda: delivered(container, "trading_halted"), what="the new halt")
     for chat in (CHAT, OTHER_CHAT):
@@ -174,11 +175,12 @@ def test_the_alerts_fold_restores_at_any_position_and_its_trades_are_the_portfol
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
     upgrade(url)
     store = open_store(url)
-    agent = Agent(store, load_settings(overrides={"database.url": url, "predictor.name": "sma_cross"}))
+    agent = agents.resumed(EventLog(store, create_db_engine(url)),
+                           load_settings(overrides={"database.url": url, "predictor.name": "sma_cross"}))
     agent.start(("test",))
     agent.run_feed(load_candles(CANDLES / "ETH_BTC-5m.csv").candles[:3000], batch_size=500)
     agent.stop("done")
-    events = StoreFeed(store, create_db_engine(url)).read(0, 1_000_000)
+    events = EventLog(store, create_db_engine(url)).read(0, 1_000_000)
     whole = MemoryTables()
     apply_all(AlertsFold(whole), events)
     portfolio = MemoryTables()

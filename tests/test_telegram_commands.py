@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from tradeledger.adapters import control, eventlog, projecting
-from tradeledger.adapters.agent import Agent
-from tradeledger.adapters.container import Container
+from tradeledger.adapters import eventlog
+from tradeledger.adapters.services.trading import TradingSession
+from tradeledger.adapters.composition import Composition
 from tradeledger.adapters.marketdata import load_candles
 from tradeledger.domain.account import Account
 from tradeledger.domain.ids import account_id
@@ -45,18 +45,21 @@ def ask(fake: FakeBotApi, chat: int, *commands: str) -> list[str]:
             for message_id, command in zip(sent, commands, strict=True)]
 
 
-def traded(container: Container, candles: list[Candle], count: int) -> Agent:
-    agent = Agent(container.store, container.settings)
+def traded(container: Composition, candles: list[Candle], count: int) -> TradingSession:
+    """The real agent over the first `count` candles, stopped (its lease released) and projected."""
+    agent = container.agent(container.settings)
+    agent.resume()
     agent.start(("test",))
     agent.run_feed(candles[:count], batch_size=200)
-    projecting.runner(container).catch_up()
+    agent.stop("test")
+    container.runner().catch_up()
     return agent
 
 
-def test_every_command_answers_from_the_read_models(container: Container, fake: FakeBotApi,
+def test_every_command_answers_from_the_read_models(container: Composition, fake: FakeBotApi,
                                                     candles: list[Candle]) -> None:
     traded(container, candles, 1500).stop("done")
-    projecting.runner(container).catch_up()
+    container.runner().catch_up()
     with running_bot(container, fake):
         names = ["help", "status", "balance", "positions", "trades", "pnl", "signals", "health", "nosuch"]
         replies = dict(zip(names, ask(fake, CHAT, *(f"/{n}" for n in names)), strict=True))
@@ -75,38 +78,38 @@ def test_every_command_answers_from_the_read_models(container: Container, fake: 
 
 
 def test_commands_from_an_unknown_chat_change_nothing_and_are_recorded_as_refused(
-        container: Container, fake: FakeBotApi) -> None:
+        container: Composition, fake: FakeBotApi) -> None:
     container.store.save(Account.open("paper", "BTC", Decimal(1), at=utcnow()))
-    projecting.runner(container).catch_up()
+    container.runner().catch_up()
     with running_bot(container, fake):
         replies = ask(fake, STRANGER, "/halt now", "/status")
         (allowed,) = ask(fake, CHAT, "/status")
     assert replies == ["This chat may not use this bot. To allow it, add 999 to telegram.allowed_chat_ids."] * 2
-    refused = eventlog.page(container.store, types=["CommandRefused"])
+    refused = eventlog.audit_page(container.feed, types=["CommandRefused"])
     assert [(e.data["command"], e.data["peer"], e.data["channel"]) for e in refused] == [
         ("/halt", "chat:999 user:999", "telegram"), ("/status", "chat:999 user:999", "telegram")]
     assert "not in telegram.allowed_chat_ids" in refused[0].data["reason"]
     assert not container.store.repository.get(account_id("paper")).is_halted
-    assert not eventlog.page(container.store, types=["TradingHalted"])
+    assert not eventlog.audit_page(container.feed, types=["TradingHalted"])
     assert allowed.startswith("paper: trading")
 
 
 def test_halt_from_telegram_stops_the_real_agents_entries_and_resume_lets_it_trade_again(
-        container: Container, fake: FakeBotApi, candles: list[Candle]) -> None:
+        container: Composition, fake: FakeBotApi, candles: list[Candle]) -> None:
     agent = traded(container, candles, 1000)
     assert not agent.account.is_halted
     with running_bot(container, fake):
         (halted,) = ask(fake, CHAT, "/halt going on holiday")
         (again,) = ask(fake, CHAT, "/halt")
         position = int(re.fullmatch(r"trading halted: no new entries \(log position (\d+)\)", halted)[1])
-        # The agent's account is now stale: its next append conflicts, reloads and decides again.
-        agent.run_feed(candles[1000:2500], batch_size=50)
-        after_halt = eventlog.page(container.store, after=position, limit=10_000)
+        # No agent ran, so each command was applied at once; the next agent continues from the halted account.
+        traded(container, candles, 2500)
+        after_halt = eventlog.audit_page(container.feed, after=position, limit=10_000)
         (resumed,) = ask(fake, CHAT, "/resume back")
-        agent.run_feed(candles[2500:4000], batch_size=50)
-        after_resume = eventlog.page(container.store, after=after_halt[-1].position, limit=10_000)
+        traded(container, candles, 4000)
+        after_resume = eventlog.audit_page(container.feed, after=after_halt[-1].position, limit=10_000)
     assert again == "trading is already halted by manual"
-    event = {e.position: e for e in eventlog.page(container.store, types=["TradingHalted"])}[position]
+    event = {e.position: e for e in eventlog.audit_page(container.feed, types=["TradingHalted"])}[position]
     assert (event.data["rule"], event.data["by"], event.data["reason"]) == (
         "manual", f"telegram:{CHAT}", "going on holiday")
     entries = [e for e in after_halt if e.type == "OrderPlaced" and e.data["side"] == "buy"]
@@ -119,13 +122,13 @@ def test_halt_from_telegram_stops_the_real_agents_entries_and_resume_lets_it_tra
 
 
 def test_the_bot_stops_when_telegram_is_down_keeps_its_alerts_and_never_logs_the_token(
-        container: Container, fake: FakeBotApi, caplog: pytest.LogCaptureFixture) -> None:
+        container: Composition, fake: FakeBotApi, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     container.store.save(Account.open("paper", "BTC", Decimal(1), at=utcnow()))
     with running_bot(container, fake):
         fake.stop()
-        control.halt(container.store, "paper", reason="while Telegram is down", by="api", at=utcnow())
-        projecting.runner(container).catch_up()
+        container.control.issue("halt", reason="while Telegram is down", by="api", channel="test", at=utcnow())
+        container.runner().catch_up()
         wait_until(lambda: all(r.attempts >= 2 for r in outbox_rows(container)) and outbox_rows(container),
                    what="failed attempts on both chats")
     rows = outbox_rows(container)
@@ -134,6 +137,6 @@ def test_the_bot_stops_when_telegram_is_down_keeps_its_alerts_and_never_logs_the
     messages = [r.getMessage() for r in caplog.records]
     assert any("Error while calling `get_updates` one more time" in m for m in messages), "updater.stop's error"
     assert any(f"to chat {rows[0].chat_id}, attempt 1 failed" in m for m in messages)
-    assert [e.data["reason"] for e in eventlog.page(container.store, types=["Stopped"])] == ["stopped on request"]
+    assert [e.data["reason"] for e in eventlog.audit_page(container.feed, types=["Stopped"])] == ["stopped on request"]
     assert any("bot" in m and "Set Bot API URL" in m for m in messages), "PTB's DEBUG line with the URL ran"
     assert TOKEN not in caplog.text and all(TOKEN not in (r.exc_text or "") for r in caplog.records)

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tradeledger.adapters import control, eventlog, projecting
-from tradeledger.adapters.container import Container
+from tradeledger.adapters import eventlog
+from tradeledger.adapters.composition import Composition
 from tradeledger.adapters.telegram.bot import TelegramBot, claimer_id
 from tradeledger.domain.account import Account
 from tradeledger.projections.outbox import Outbox, OutboxRow
+from tests.composing import composed
 from tests.conftest import ROOT
 from tests.fakebotapi import AcceptThen, Blocked, Drop, FakeBotApi, Flood, ServerError, wait_until
 from tests.telegram_support import (  # noqa: F401 - fixtures
@@ -44,31 +45,31 @@ def utcnow() -> datetime:
 
 
 @pytest.fixture
-def one_chat(tmp_path: Path, fake: FakeBotApi) -> Iterator[Container]:
-    with Container(telegram_settings(f"sqlite:///{tmp_path / 'ledger.sqlite'}", fake, chats=str(CHAT))) as built:
+def one_chat(tmp_path: Path, fake: FakeBotApi) -> Iterator[Composition]:
+    with composed(telegram_settings(f"sqlite:///{tmp_path / 'ledger.sqlite'}", fake, chats=str(CHAT))) as built:
         built.store.save(Account.open("paper", "BTC", Decimal(1), at=utcnow()))
         yield built
 
 
 @pytest.fixture
-def two_chats(tmp_path: Path, fake: FakeBotApi) -> Iterator[Container]:
-    with Container(telegram_settings(f"sqlite:///{tmp_path / 'ledger.sqlite'}", fake)) as built:
+def two_chats(tmp_path: Path, fake: FakeBotApi) -> Iterator[Composition]:
+    with composed(telegram_settings(f"sqlite:///{tmp_path / 'ledger.sqlite'}", fake)) as built:
         built.store.save(Account.open("paper", "BTC", Decimal(1), at=utcnow()))
         yield built
 
 
-def halt(container: Container, reason: str) -> None:
-    control.halt(container.store, "paper", reason=reason, by="api", at=utcnow())
-    projecting.runner(container).catch_up()
+def halt(container: Composition, reason: str) -> None:
+    container.control.issue("halt", reason=reason, by="api", channel="test", at=utcnow())
+    container.runner().catch_up()
 
 
-def resume(container: Container, reason: str) -> None:
-    control.resume(container.store, "paper", reason=reason, by="api", at=utcnow())
-    projecting.runner(container).catch_up()
+def resume(container: Composition, reason: str) -> None:
+    container.control.issue("resume", reason=reason, by="api", channel="test", at=utcnow())
+    container.runner().catch_up()
 
 
 def test_flood_control_server_errors_and_dropped_connections_are_retried_until_telegram_accepts(
-        one_chat: Container, fake: FakeBotApi, caplog: pytest.LogCaptureFixture) -> None:
+        one_chat: Composition, fake: FakeBotApi, caplog: pytest.LogCaptureFixture) -> None:
     fake.fail_next(Flood(retry_after=1), ServerError(500), ServerError(502), Drop())
     with running_bot(one_chat, fake):
         halt(one_chat, "storm")
@@ -86,7 +87,7 @@ def test_flood_control_server_errors_and_dropped_connections_are_retried_until_t
 
 
 def test_a_chat_that_blocked_the_bot_is_marked_failed_with_the_reason_and_the_others_go_on(
-        two_chats: Container, fake: FakeBotApi) -> None:
+        two_chats: Composition, fake: FakeBotApi) -> None:
     fake.fail_next(Blocked())  # the first send: CHAT's copy of the halt alert
     with running_bot(two_chats, fake):
         halt(two_chats, "first")
@@ -119,7 +120,7 @@ def test_a_sender_killed_after_telegram_accepted_an_alert_sends_it_once_more_and
         first.send_signal(signal.SIGKILL)
         first.wait()
 
-    with Container(telegram_settings(url, fake, chats=str(CHAT))) as container:
+    with composed(telegram_settings(url, fake, chats=str(CHAT))) as container:
         container.store.save(Account.open("paper", "BTC", Decimal(1), at=utcnow()))
         first = start_bot(tmp_path / "first.log")
         # The second alert is accepted by Telegram, then its sender dies before it can record that.
@@ -133,7 +134,7 @@ def test_a_sender_killed_after_telegram_accepted_an_alert_sends_it_once_more_and
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=60) == 0
         rows = outbox_rows(container)
-        stopped = eventlog.page(container.store, types=["Stopped"])
+        stopped = eventlog.audit_page(container.feed, types=["Stopped"])
     assert fake.texts(CHAT) == [HALTED.format("one"), RESUMED.format("two"), RESUMED.format("two"),
                                 HALTED.format("three")], "the one in flight is sent again, once; none is lost"
     assert [(r.status, r.attempts) for r in rows] == [("sent", 1), ("sent", 2), ("sent", 1)]
@@ -182,7 +183,7 @@ def serving(bot: TelegramBot) -> Iterator[None]:
         assert not thread.is_alive(), "the bot did not stop"
 
 
-def test_two_senders_on_one_outbox_send_each_alert_exactly_once_per_chat(container: Container,
+def test_two_senders_on_one_outbox_send_each_alert_exactly_once_per_chat(container: Composition,
                                                                          fake: FakeBotApi) -> None:
     """Two bots, as two `tradeledger telegram` replicas, on one outbox. Every round both read the same due
     alerts before either claims one, so both always try to send the same alert: only the claim decides."""
@@ -192,8 +193,8 @@ def test_two_senders_on_one_outbox_send_each_alert_exactly_once_per_chat(contain
         head=store.head_position(), at=utcnow())
     reasons = [f"round {n}" for n in range(6)]
     for n, reason in enumerate(reasons):
-        (control.resume if n % 2 else control.halt)(store, "paper", reason=reason, by="api", at=utcnow())
-    projecting.runner(container).catch_up()
+        container.control.issue("resume" if n % 2 else "halt", reason=reason, by="api", channel="test", at=utcnow())
+    container.runner().catch_up()
     lockstep = Lockstep()
     bots = [bot_for(container) for _ in range(2)]
     for number, bot in enumerate(bots):

@@ -18,13 +18,12 @@ import polars as pl
 import pytest
 from hypothesis import example, given, settings as hypothesis_settings, strategies as st
 
-from tradeledger.adapters import backtest, control
-from tradeledger.adapters.agent import Agent
-from tradeledger.adapters.audit import read_log, verify_log
+from tradeledger.adapters.services import backtest
+from tradeledger.adapters.services.trading import AgentError
+from tradeledger.adapters.services.audit import verify_log
 from tradeledger.adapters.cli import main
-from tradeledger.adapters.container import Container
-from tradeledger.adapters.database import upgrade
-from tradeledger.adapters.eventlog import EVENT_TYPES, page
+from tradeledger.adapters.database import create_db_engine, upgrade
+from tradeledger.adapters.eventlog import EVENT_TYPES, EventLog, audit_page
 from tradeledger.adapters.eventstore import RECORDED_AT, ChainedMapper, LedgerStore, split_state, store_environment
 from tradeledger.adapters.marketdata import load_candles
 from tradeledger.domain.account import Account
@@ -33,6 +32,8 @@ from tradeledger.domain.values import Candle
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import resolve_topic
 from tradeledger.settings import Settings, load_settings
+from tests.agents import resumed
+from tests.composing import composed
 from tests.conftest import CANDLES
 
 ETH = CANDLES / "ETH_BTC-5m.csv"
@@ -90,8 +91,8 @@ def eth() -> list[Candle]:
 def backtested(tmp_path_factory: pytest.TempPathFactory, eth: list[Candle]) -> str:
     """A real backtest (the CLI's code path) of the first 300 ETH/BTC candles."""
     url = f"sqlite:///{tmp_path_factory.mktemp('clocks') / 'ledger.sqlite'}"
-    with Container(trading_settings(url)) as container:
-        backtest.run(container.store, container.feed, container.settings, eth, batch_size=100)
+    with composed(trading_settings(url)) as container:
+        backtest.run(container.agent(container.settings), container.feed, eth, batch_size=100)
     return url
 
 
@@ -116,15 +117,15 @@ def test_each_append_stamps_the_wall_clock_and_decoding_ignores_it(store_url: st
     appended += account.pending_events
     store.save(account)
 
-    first, second = read_log(store)
+    first, second = log_over(store, store_url).stored(0, 10)
     assert split_state(first.state)[1].endswith(b',"recorded_at":"2030-05-01T12:00:00.000000Z"}')
     assert split_state(second.state)[1].endswith(b',"recorded_at":"2030-05-01T12:00:01.000250Z"}')
     assert [vars(e) for e in store.events.get(account.id)] == [vars(e) for e in appended], "no extra field"
-    records = page(store)
+    records = audit_page(log_over(store, store_url))
     assert [(r.at, r.recorded_at) for r in records] == [
         (opened_at, datetime(2030, 5, 1, 12, 0, 0, tzinfo=UTC)),
         (opened_at + timedelta(minutes=5), datetime(2030, 5, 1, 12, 0, 1, 250, tzinfo=UTC))]
-    assert verify_log(store).ok
+    assert verify_log(log_over(store, store_url)).ok
     store.close()
 
 
@@ -146,18 +147,18 @@ def test_no_event_has_a_field_named_like_the_reserved_key() -> None:
 def test_the_hash_chain_covers_the_recorded_time(tmp_path: Path, eth: list[Candle]) -> None:
     path = tmp_path / "ledger.sqlite"
     url = f"sqlite:///{path}"
-    with Container(trading_settings(url)) as container:
-        backtest.run(container.store, container.feed, container.settings, eth[:30], batch_size=10)
-        target = list(read_log(container.store))[5]
+    with composed(trading_settings(url)) as container:
+        backtest.run(container.agent(container.settings), container.feed, eth[:30], batch_size=10)
+        target = container.feed.stored(0, 10)[5]
     digest, payload = split_state(target.state)
     altered = payload.replace(b'"recorded_at":"20', b'"recorded_at":"19')
     assert altered != payload
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE stored_events SET state=? WHERE rowid=?", (digest + altered, target.id))
+        db.execute("UPDATE stored_events SET state=? WHERE rowid=?", (digest + altered, target.position))
     store = open_store_for(url)
-    finding = verify_log(store).findings[0]
+    finding = verify_log(log_over(store, url)).findings[0]
     store.close()
-    assert (finding.check, finding.position) == ("hash", target.id)
+    assert (finding.check, finding.position) == ("hash", target.position)
 
 
 # -- business time -------------------------------------------------------------------
@@ -215,13 +216,18 @@ def paced(candles: Sequence[Candle], clock: Clock, lag: timedelta) -> Iterator[C
 def test_recorded_at_shows_what_the_system_held_at_that_wall_time(store_url: str, eth: list[Candle]) -> None:
     lag = timedelta(hours=1)  # the agent is catching up: business and wall time differ by an hour
     clock = Clock(eth[0].close_time + lag)
-    with Container(trading_settings(store_url), clock=clock) as container:
-        agent = Agent(container.store, container.settings, clock=clock)
+    with composed(trading_settings(store_url), clock=clock) as container:
+        agent = container.agent(container.settings)
+        agent.resume()
         agent.start(("test",))
         agent.run_feed(paced(eth[:100], clock, lag), batch_size=1)
+        agent.stop("test done")  # no agent runs: the command is applied at once, at the clock's time
         clock.now += timedelta(seconds=30)
-        halt = control.halt(container.store, "paper", reason="operator", by="test", at=clock())
+        halt = container.control.issue("halt", reason="operator", by="test", channel="test", at=clock()).position
         halted_at = clock.now
+        agent = container.agent(container.settings)
+        agent.resume()
+        agent.start(("test",))
         agent.run_feed(paced(eth[100:160], clock, lag), batch_size=1)
         agent.stop("test done")
 
@@ -273,12 +279,12 @@ def test_a_store_written_before_recorded_times_keeps_working(store_url: str, eth
     old = Pre02Store(env=store_environment(store_url))
     settings = trading_settings(store_url)
     old.save(Account.open("paper", "BTC", settings.trading.initial_balance, at=datetime.now(UTC)))
-    agent = Agent(old, settings)
+    agent = resumed(log_over(old, store_url), settings)
     agent.start(("0.1",))
     agent.run_feed(eth[:200], batch_size=50)
     agent.stop("done")
     old.close()
-    assert all(b"recorded_at" not in split_state(n.state)[1] for n in read_log(open_store_for(store_url)))
+    assert all(b"recorded_at" not in split_state(n.state)[1] for n in log_over(open_store_for(store_url), store_url).scan_stored())
 
     log = log_of(store_url)
     assert all(r["recorded_at"] == r["at"] for r in log), "the rule: recorded time = business time"
@@ -290,13 +296,14 @@ def test_a_store_written_before_recorded_times_keeps_working(store_url: str, eth
                                               str(last_position(log, "recorded_at", moment)))[1]
     assert cli(store_url, "verify")[0] == 0 and cli(store_url, "reproduce")[0] == 0
 
-    with Container(settings) as container:  # today's agent continues it; its appends carry recorded times
+    with composed(settings) as container:  # today's agent continues it; its appends carry recorded times
         head = container.store.head_position()
-        agent = Agent(container.store, container.settings)
+        agent = container.agent(container.settings)
+        agent.resume()
         agent.start(("0.2",))
         assert agent.run_feed(eth[:250], batch_size=50) == 50
         agent.stop("done")
-        assert all(b"recorded_at" in split_state(n.state)[1] for n in read_log(container.store, after=head))
+        assert all(b"recorded_at" in split_state(n.state)[1] for n in container.feed.scan_stored(after=head))
     assert cli(store_url, "reproduce")[0] == 0
 
 
@@ -304,22 +311,30 @@ def open_store_for(url: str) -> LedgerStore:
     return LedgerStore(env=store_environment(url))
 
 
+def log_over(store: LedgerStore, url: str) -> EventLog:
+    return EventLog(store, create_db_engine(url))
+
+
 # -- the agent ---------------------------------------------------------------------------
 
 
-def test_an_account_opened_in_a_lost_append_is_opened_again(sqlite_url: str, eth: list[Candle]) -> None:
-    """The first tick's append conflicts (another writer listed the market first): the retry reopens it."""
-    with Container(trading_settings(sqlite_url)) as container:
-        agent = Agent(container.store, container.settings)
+def test_a_write_around_the_lease_stops_the_agent_and_records_nothing_of_its_tick(sqlite_url: str,
+                                                                                    eth: list[Candle]) -> None:
+    """Only the lease holder writes the Account and Market streams: an append that conflicts means someone
+    wrote around it, and the agent stops instead of deciding again on someone else's state."""
+    with composed(trading_settings(sqlite_url)) as container:
+        agent = container.agent(container.settings)
+        agent.resume()
         agent.start(("test",))
         other = open_store_for(sqlite_url)
         other.save(Market.list(eth[0].symbol, eth[0].timeframe, at=eth[0].open_time))
         other.close()
-        agent.run_feed(eth[:20], batch_size=20)
+        with pytest.raises(AgentError, match="another writer appended to the agent's streams"):
+            agent.run_feed(eth[:20], batch_size=20)
+        agent.stop("failed", clean=False)
     log = log_of(sqlite_url)
-    opened = [r for r in log if r["type"] == "Opened"]
-    assert len(opened) == 1 and time_of(opened[0], "at") == eth[0].open_time
-    assert cli(sqlite_url, "reproduce")[0] == 0
+    assert [r["type"] for r in log if r["type"] in ("Opened", "CandleClosed")] == []
+    assert cli(sqlite_url, "verify")[0] == 0 and cli(sqlite_url, "reproduce")[0] == 0
 
 
 # -- the export ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 
 from tradeledger.adapters.api.messages import Renderer
-from tradeledger.adapters.container import Container
+from tradeledger.adapters.composition import Composition
 
 DEADLINE = 60  # seconds a test may wait for a message before it is declared hung (not a timing assertion)
 
@@ -57,7 +57,7 @@ async def collect(ws: ClientConnection, received: list[Message], last: asyncio.F
             await ws.send(PING)
 
 
-def expected(container: Container, after: int) -> list[tuple[int, str]]:
+def expected(container: Composition, after: int) -> list[tuple[int, str]]:
     """What the log says the stream must carry after `after`: (position, type) in order."""
     renderer = Renderer(lambda _market: ("ETH/BTC", "5m"))
     messages = renderer.render(container.feed.read(after, 1_000_000))

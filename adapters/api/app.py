@@ -1,20 +1,19 @@
 """The Litestar application factory: REST under /api, the WebSocket at /ws, the dashboard at /.
 
-The factory takes its infrastructure (store, engine, feed, settings) as
-arguments; `adapters.container.Container.api_app` wires them. The app's
-lifespan records this process's Gateway (Started ... Stopped) and runs the
-one log follower that feeds every WebSocket connection.
+The factory takes its collaborators built (the live stream, the read models,
+health, the store, the event log, settings); the composition root
+(`adapters.composition.Composition.api_app`) builds them. The app's lifespan
+records this process's Gateway (Started ... Stopped) and runs the one log
+follower that feeds every WebSocket connection.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from functools import lru_cache
 from uuid import UUID
 
-import sqlalchemy as sa
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -22,25 +21,21 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from tradeledger.adapters.api import errors
-from tradeledger.adapters.api.deps import Clock
-from tradeledger.adapters.api.follower import LogFollower, LogReader
 from tradeledger.adapters.api.messages import MarketNames, Renderer
-from tradeledger.adapters.api.queries import ReadModels
+from tradeledger.adapters.services.queries import ReadModelQueries
 from tradeledger.adapters.api.routes import control, dashboard, operations, portfolio, signals
-from tradeledger.adapters.api.sessions import SessionLog
 from tradeledger.adapters.api.websocket import LiveStream, live_updates
-from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.eventlog import EventLog
 from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.adapters.release import VERSION
+from tradeledger.adapters.services.control import Control
+from tradeledger.adapters.services.ports import Clock
+from tradeledger.adapters.services.readmodels import Health
 from tradeledger.domain.market import Market
 from tradeledger.settings import Settings
 
-VERSION = "0.1.0"
 QUEUE_LIMIT = 256  # pages of updates a connection may fall behind before it catches up from the log
 STOP_REASON = "server stopped"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def market_names(store: LedgerStore) -> MarketNames:
@@ -55,22 +50,9 @@ def market_names(store: LedgerStore) -> MarketNames:
     return lookup
 
 
-def create_app(*, store: LedgerStore, engine: sa.Engine, feed: StoreFeed, settings: Settings,
-               clock: Clock = utcnow) -> Litestar:
-    renderer = Renderer(market_names(store))
-    reader = LogReader(feed, renderer.encode)
-    stream = LiveStream(
-        follower=LogFollower(reader, feed, poll_interval=settings.projections.poll_interval,
-                             queue_limit=QUEUE_LIMIT),
-        reader=reader,
-        sessions=SessionLog(store, kind="api", clock=clock),
-        heartbeat_interval=settings.agent.heartbeat_interval,
-        send_queue=settings.api.ws_send_queue,
-        send_timeout=settings.api.ws_send_timeout,
-        clock=clock,
-    )
-    read_models = ReadModels(engine, settings.trading.account)
-
+def create_app(*, stream: LiveStream, renderer: Renderer, read_models: ReadModelQueries, health: Health,
+               store: LedgerStore, feed: EventLog, commands: Control, settings: Settings,
+               clock: Clock) -> Litestar:
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         await stream.sessions.start()
@@ -91,7 +73,7 @@ def create_app(*, store: LedgerStore, engine: sa.Engine, feed: StoreFeed, settin
         dependencies={
             "read_models": constant(read_models), "store": constant(store), "feed": constant(feed),
             "settings": constant(settings), "clock": constant(clock), "renderer": constant(renderer),
-            "stream": constant(stream),
+            "stream": constant(stream), "health": constant(health), "commands": constant(commands),
         },
         lifespan=[lifespan],
         state=State({"api_token": settings.api.token}),

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import TypeAlias
 
 from litestar.di import NamedDependency
 
 from tradeledger.adapters.api.messages import Renderer
-from tradeledger.adapters.api.queries import ReadModels
-from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.services.queries import ReadModelQueries
+from tradeledger.adapters.eventlog import EventLog
 from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.adapters.services.control import Control
+from tradeledger.adapters.services.ports import Clock
+from tradeledger.adapters.services.readmodels import Health
 from tradeledger.settings import Settings
 
-Clock = Callable[[], datetime]
-
-ReadModelsDep: TypeAlias = NamedDependency[ReadModels]
+ReadModelsDep: TypeAlias = NamedDependency[ReadModelQueries]
 StoreDep: TypeAlias = NamedDependency[LedgerStore]
-FeedDep: TypeAlias = NamedDependency[StoreFeed]
+FeedDep: TypeAlias = NamedDependency[EventLog]
 SettingsDep: TypeAlias = NamedDependency[Settings]
 ClockDep: TypeAlias = NamedDependency[Clock]
 RendererDep: TypeAlias = NamedDependency[Renderer]
+HealthDep: TypeAlias = NamedDependency[Health]
+CommandsDep: TypeAlias = NamedDependency[Control]

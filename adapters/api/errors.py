@@ -18,7 +18,7 @@ from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
-from tradeledger.adapters.api.schemas import ErrorBody
+from tradeledger.adapters.services.views import ErrorBody
 
 log = logging.getLogger(__name__)
 

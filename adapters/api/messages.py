@@ -19,7 +19,7 @@ from uuid import UUID
 import msgspec
 
 from tradeledger.adapters.api.follower import Outgoing
-from tradeledger.adapters.api.schemas import (
+from tradeledger.adapters.services.views import (
     ActivityMessage,
     ActivityView,
     AgentMessage,
@@ -40,10 +40,10 @@ from tradeledger.domain.account import Account
 from tradeledger.domain.agent_run import AgentRun
 from tradeledger.domain.gateway import Gateway
 from tradeledger.domain.market import Market
-from tradeledger.projections.activity import DESCRIBE, ActivityFold, ActivityRow
+from tradeledger.projections.activity import DESCRIBE, ActivityFold
 from tradeledger.projections.fold import Fold, Recorded
 from tradeledger.projections.rows import RowTable
-from tradeledger.projections.signals import SignalRow, SignalsFold
+from tradeledger.projections.signals import SignalsFold
 
 TOPICS_OF: dict[type[Message], frozenset[str]] = {
     SignalMessage: frozenset({"signals"}),
@@ -77,20 +77,6 @@ def fold_row(fold: Callable[[_LastRow], Fold], event: object, position: int) -> 
     sink = _LastRow()
     fold(sink).apply(event, position)
     return sink.row
-
-
-def signal_view(row: SignalRow) -> SignalView:
-    return SignalView(
-        symbol=row.symbol, timeframe=row.timeframe, prediction=row.prediction, confidence=row.confidence,
-        is_actionable=row.is_actionable, timestamp=row.generated_at, candle_time=row.candle_time,
-        individual_predictions=row.individual_predictions, data_quality=row.data_quality,
-        model_name=row.model_name, model_version=row.model_version, features_used=row.features_used,
-        fresh_until=row.fresh_until, position=row.position,
-    )
-
-
-def activity_view(row: ActivityRow) -> ActivityView:
-    return msgspec.convert(row, ActivityView, from_attributes=True)
 
 
 MarketNames = Callable[[UUID], tuple[str, str]]
@@ -131,10 +117,13 @@ class Renderer:
 
     def activity(self, e: Any, position: int) -> list[Message]:
         row = fold_row(ActivityFold, e, position)
-        return [] if row is None else [ActivityMessage(position=position, at=e.timestamp, data=activity_view(row))]
+        return [] if row is None else [ActivityMessage(position=position, at=e.timestamp,
+                                                       data=msgspec.convert(row, ActivityView, from_attributes=True))]
 
     def signal(self, e: Market.SignalGenerated, position: int) -> list[Message]:
-        return [SignalMessage(position=position, at=e.timestamp, data=signal_view(fold_row(SignalsFold, e, position)))]
+        row = fold_row(SignalsFold, e, position)
+        return [SignalMessage(position=position, at=e.timestamp,
+                              data=msgspec.convert(row, SignalView, from_attributes=True))]
 
     def mark(self, e: Market.CandleClosed, position: int) -> list[Message]:
         symbol, timeframe = self.market_names(e.originator_id)

@@ -52,13 +52,17 @@ def server_config(app: Litestar, *, host: str, port: int, heartbeat_interval: fl
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, telling the caller when it is listening and when a signal asks it to stop."""
+    """uvicorn's server, telling the caller when it is listening; `stop` and a signal stop it, both ways.
+
+    A signal sets `stop` (so the process's other components stop too); `stop` set by anyone else (a
+    component of `tradeledger run` that died) shuts the server down as a signal would, within a tick (0.1 s).
+    """
 
     def __init__(self, config: uvicorn.Config, *, on_started: Callable[[], None] = lambda: None,
-                 on_exit: Callable[[], None] = lambda: None) -> None:
+                 stop: threading.Event | None = None) -> None:
         super().__init__(config)
         self.on_started = on_started
-        self.on_exit = on_exit
+        self.stop = stop or threading.Event()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -68,8 +72,13 @@ class Server(uvicorn.Server):
             self.on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.on_exit()
+        self.stop.set()
         super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.stop.is_set():
+            self.should_exit = True
+        return await super().on_tick(counter)
 
 
 def bind(host: str, port: int, send_buffer: int | None = None) -> socket.socket:
@@ -120,8 +129,8 @@ def background_server(app: Litestar, *, host: str = "127.0.0.1", port: int = 0, 
 
 
 def serve_foreground(app: Litestar, *, host: str, port: int, heartbeat_interval: float,
-                     on_started: Callable[[str], None], on_exit: Callable[[], None]) -> None:
-    """Serve in this (main) thread until SIGINT/SIGTERM; `on_started(url)` once listening.
+                     on_started: Callable[[str], None], stop: threading.Event) -> None:
+    """Serve in this (main) thread until SIGINT/SIGTERM or `stop`; `on_started(url)` once listening.
 
     uvicorn handles the signal (closing every WebSocket with a close frame, then
     running the app's shutdown), then re-raises it into the handler that was
@@ -130,7 +139,7 @@ def serve_foreground(app: Litestar, *, host: str, port: int, heartbeat_interval:
     sock = bind(host, port)
     url = f"http://{host}:{sock.getsockname()[1]}/"
     server = Server(server_config(app, host=host, port=sock.getsockname()[1], heartbeat_interval=heartbeat_interval),
-                    on_started=lambda: on_started(url), on_exit=on_exit)
+                    on_started=lambda: on_started(url), stop=stop)
     try:
         server.run(sockets=[sock])
     finally:

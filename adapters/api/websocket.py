@@ -39,9 +39,9 @@ from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 
 from tradeledger.adapters.api.follower import LAGGED, FollowerStopped, LogFollower, LogReader, Subscription, Update
-from tradeledger.adapters.api.schemas import ALL_TOPICS, MAX_POSITION, Topic
+from tradeledger.adapters.services.views import ALL_TOPICS, MAX_POSITION, Topic
 from tradeledger.adapters.api.sendqueue import ABORT, CLOSE_STOPPED_READING, EXTENSION, SendQueue, SlowConsumer, never
-from tradeledger.adapters.api.sessions import SessionLog, SessionLogClosed
+from tradeledger.adapters.services.gateway import GatewayClosed, GatewaySessions
 from tradeledger.domain.text import MAX_PEER, InvalidText, recordable
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class LiveStream:
 
     follower: LogFollower
     reader: LogReader
-    sessions: SessionLog
+    sessions: GatewaySessions
     heartbeat_interval: float
     send_queue: int  # api.ws_send_queue
     send_timeout: float  # api.ws_send_timeout
@@ -304,11 +304,11 @@ async def serve(socket: WebSocket, stream: LiveStream) -> str:
         return await connection.run(subscription)
 
 
-async def record_disconnect(sessions: SessionLog, session: str, reason: str) -> None:
+async def record_disconnect(sessions: GatewaySessions, session: str, reason: str) -> None:
     # Not lost if this fails: the Gateway's Stopped closes every session still open.
     try:
         await sessions.disconnect(session, reason)
-    except SessionLogClosed:
+    except GatewayClosed:
         log.info("session %s ended after the gateway stopped (%s)", session, reason)
     except Exception:
         log.exception("could not record the disconnect of session %s", session)

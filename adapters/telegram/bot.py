@@ -1,5 +1,8 @@
 """The Telegram bot's life: start, answer commands and deliver alerts, stop.
 
+The composition root builds its collaborators (commands, gateway sessions,
+outbox, alert watcher); the bot builds only the Telegram client.
+
 Start:
 1. record this process's Gateway (its allowed chats are its sessions);
 2. register the chats with the outbox and take back the claims of senders on
@@ -28,20 +31,20 @@ import os
 import socket
 import threading
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-import sqlalchemy as sa
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from tradeledger.adapters.eventstore import LedgerStore
-from tradeledger.adapters.projecting import pid_alive
-from tradeledger.adapters.telegram.commands import Commands
+from tradeledger.adapters.services.gateway import Connect, GatewaySessions
+from tradeledger.adapters.services.housekeeping import pid_alive
+from tradeledger.adapters.services.ports import Clock
+from tradeledger.adapters.telegram.commands import CHANNEL, Commands, chat_peer
 from tradeledger.adapters.telegram.delivery import Backoff, Sender, stale_claimers
-from tradeledger.adapters.telegram.gateway import GatewayLog
 from tradeledger.adapters.telegram.logs import protect_token
 from tradeledger.projections.alert_watch import AlertWatcher
 from tradeledger.projections.outbox import Outbox
@@ -49,15 +52,10 @@ from tradeledger.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 # Request timeouts (seconds). One send takes at most about their sum, well inside a claim.
 CONNECT_TIMEOUT, READ_TIMEOUT, WRITE_TIMEOUT, POOL_TIMEOUT = 5.0, 10.0, 10.0, 5.0
 POLL_TIMEOUT = timedelta(seconds=10)  # long polling: how long Telegram holds a getUpdates open
 STOP_CHECK_SECONDS = 0.2  # how often `run` looks at the stop signal
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Tuning(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,8 +79,8 @@ async def wait(event: asyncio.Event, seconds: float) -> None:
 
 
 class TelegramBot:
-    def __init__(self, *, store: LedgerStore, engine: sa.Engine, settings: Settings, clock: Clock = utcnow,
-                 tuning: Tuning = Tuning()) -> None:
+    def __init__(self, *, settings: Settings, store: LedgerStore, commands: Commands, gateway: GatewaySessions,
+                 outbox: Outbox, watcher: AlertWatcher, clock: Clock, tuning: Tuning) -> None:
         telegram = settings.telegram
         if telegram.token is None:
             raise ValueError("telegram.token is not set")
@@ -97,13 +95,12 @@ class TelegramBot:
             .connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).write_timeout(WRITE_TIMEOUT)
             .pool_timeout(POOL_TIMEOUT).build()
         )
-        self.gateway = GatewayLog(store, clock)
-        self.commands = Commands(store=store, engine=engine, settings=settings, gateway=self.gateway, clock=clock)
+        self.gateway = gateway
+        self.commands = commands
         self.application.add_handler(MessageHandler(filters.COMMAND, self.commands.handle))
         self.application.add_error_handler(self.on_error)
-        self.outbox = Outbox(engine, telegram.allowed_chat_ids)
-        self.watcher = AlertWatcher(engine, self.outbox.known, heartbeat_interval=settings.agent.heartbeat_interval,
-                                    stuck_after=tuning.stuck_after)
+        self.outbox = outbox
+        self.watcher = watcher
         self.claimer = claimer_id()
         self.sender = Sender(self.outbox, self.application.bot, claimer=self.claimer,
                              claim=timedelta(seconds=tuning.claim_seconds), backoff=self.backoff, clock=clock)
@@ -139,7 +136,7 @@ class TelegramBot:
         chats = self.settings.telegram.allowed_chat_ids
         if not chats:
             log.warning("telegram.allowed_chat_ids is empty: every command is refused and no alert is sent")
-        await asyncio.to_thread(self.gateway.start, chats)
+        await self.gateway.start([Connect(chat_peer(chat), CHANNEL, chat_peer(chat)) for chat in chats])
         await asyncio.to_thread(self.prepare_outbox)
         self.tasks["outbox"] = asyncio.create_task(self.pump(), name="telegram-outbox")
         self.tasks["connect"] = asyncio.create_task(self.connect(), name="telegram-connect")
@@ -227,7 +224,7 @@ class TelegramBot:
         await self.step("application.stop", self.stop_application)
         await self.step("stop the alert outbox", self.stop_outbox)
         await self.step("application.shutdown", self.application.shutdown)
-        await self.step("record the gateway's stop", lambda: asyncio.to_thread(self.gateway.stop, reason))
+        await self.step("record the gateway's stop", lambda: self.gateway.stop(reason))
         log.info("Telegram bot stopped: %s", reason)
 
     @staticmethod

@@ -19,27 +19,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import NamedTuple
 
-import sqlalchemy as sa
 from telegram import Message, Update
 from telegram.ext import ContextTypes
 
-from tradeledger.adapters import control
-from tradeledger.adapters.api.queries import ReadModels
-from tradeledger.adapters.eventstore import LedgerStore
-from tradeledger.adapters.telegram.gateway import GatewayLog, chat_peer
-from tradeledger.domain.errors import AlreadyHalted, NotHalted
+from tradeledger.adapters.services.queries import ReadModelQueries
+from tradeledger.adapters.services.control import AccountMissing, Control
+from tradeledger.adapters.services.gateway import GatewaySessions
+from tradeledger.adapters.services.ports import Clock
+from tradeledger.adapters.services.readmodels import Health
+from tradeledger.domain.control import HALT, RESUME
 from tradeledger.domain.text import MAX_COMMAND, MAX_MESSAGE, MAX_REASON, InvalidText, recordable
 from tradeledger.projections.alerts import shown, signed
-from tradeledger.projections.health import HealthReport
-from tradeledger.projections.healthview import read_health
 from tradeledger.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
+KIND = CHANNEL = "telegram"  # the gateway's kind, and the channel of its chat sessions
 TRADES_SHOWN = 10
 DAYS_SHOWN = 7
 
@@ -55,6 +52,10 @@ class Spec(NamedTuple):
     usage: str = ""
 
 
+def chat_peer(chat_id: int) -> str:
+    return f"chat:{chat_id}"
+
+
 def parse(text: str, bot_username: str) -> tuple[str, tuple[str, ...]] | None:
     """`/status@bot a b` -> ("status", ("a", "b")); None when addressed to another bot."""
     head, *args = text.split()
@@ -65,13 +66,12 @@ def parse(text: str, bot_username: str) -> tuple[str, tuple[str, ...]] | None:
 
 
 class Commands:
-    def __init__(self, *, store: LedgerStore, engine: sa.Engine, settings: Settings, gateway: GatewayLog,
-                 clock: Clock) -> None:
-        self.store = store
-        self.engine = engine
-        self.settings = settings
+    def __init__(self, *, control: Control, read_models: ReadModelQueries, health: Health, gateway: GatewaySessions,
+                 settings: Settings, clock: Clock) -> None:
+        self.commands = control
         self.account = settings.trading.account
-        self.read_models = ReadModels(engine, self.account)
+        self.read_models = read_models
+        self.health_report = health.report
         self.gateway = gateway
         self.clock = clock
         self.allowed = frozenset(settings.telegram.allowed_chat_ids)
@@ -125,7 +125,7 @@ class Commands:
         peer = chat_peer(chat) + (f" user:{user}" if user is not None else "")
         reason = f"chat {chat} is not in telegram.allowed_chat_ids"
         log.warning("refused /%s from %s: %s", name[:MAX_COMMAND], peer, reason)
-        await asyncio.to_thread(self.gateway.refuse, peer=peer, command=f"/{name}"[:MAX_COMMAND], reason=reason)
+        await self.gateway.refuse(channel=CHANNEL, peer=peer, command=f"/{name}"[:MAX_COMMAND], reason=reason)
         await message.reply_text(f"This chat may not use this bot. To allow it, add {chat} to "
                                  "telegram.allowed_chat_ids.", do_quote=True)
 
@@ -205,29 +205,25 @@ class Commands:
                                                                   if p.error else "") for p in report.projections),
         ])
 
-    def health_report(self) -> HealthReport:
-        try:
-            head: int | None = self.store.head_position()
-        except Exception:  # noqa: BLE001 - an unreachable store is what the report is for
-            log.warning("the event store is unreachable", exc_info=True)
-            head = None
-        return read_health(self.engine, head=head, now=self.clock(),
-                           heartbeat_interval=self.settings.agent.heartbeat_interval)
-
     def halt(self, request: Request) -> str:
         reason = " ".join(request.args) or "halted from Telegram"
-        return self.control(control.halt, request, reason, "trading halted: no new entries")
+        return self.control(HALT, request, reason, "trading halted: no new entries")
 
     def resume(self, request: Request) -> str:
         reason = " ".join(request.args) or "resumed from Telegram"
-        return self.control(control.resume, request, reason, "trading resumed")
+        return self.control(RESUME, request, reason, "trading resumed")
 
-    def control(self, command: Callable[..., int], request: Request, reason: str, done: str) -> str:
+    def control(self, command: str, request: Request, reason: str, done: str) -> str:
         reason = recordable("reason", reason, max_length=MAX_REASON)  # InvalidText: the reply says what is wrong
         try:
-            position = command(self.store, self.account, reason=reason, by=f"telegram:{request.chat_id}",
-                               at=self.clock())
-        except (AlreadyHalted, NotHalted, control.AccountMissing, control.ConflictsPersisted) as error:
+            outcome = self.commands.issue(command, reason=reason, by=f"telegram:{request.chat_id}",
+                                          channel=KIND, at=self.clock())
+        except AccountMissing as error:
             return str(error)
-        log.info("%s from chat %s (position %s): %s", done, request.chat_id, position, reason)
-        return f"{done} (log position {position})"
+        if outcome.status == "refused":
+            return outcome.reason
+        if outcome.status == "pending":
+            return (f"{command} command {outcome.command_id} issued (log position {outcome.issued}); "
+                    "the agent applies it at its next tick")
+        log.info("%s from chat %s (position %s): %s", done, request.chat_id, outcome.position, reason)
+        return f"{done} (log position {outcome.position})"

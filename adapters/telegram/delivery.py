@@ -30,11 +30,11 @@ from typing import NamedTuple
 from telegram import Bot
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from tradeledger.adapters.services.ports import Clock
 from tradeledger.projections.outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 # Telegram will never take these: retrying cannot help, the reason is recorded instead.
 REFUSALS = (Forbidden, BadRequest, ChatMigrated)
 

@@ -8,36 +8,37 @@ compared in constant time.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from litestar import post
+from litestar import Response, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import ClientException, NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
-from litestar.status_codes import HTTP_409_CONFLICT, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_409_CONFLICT
 
-from tradeledger.adapters import control
-from tradeledger.adapters.api.deps import ClockDep, SettingsDep, StoreDep
+from tradeledger.adapters.api.deps import ClockDep, CommandsDep
 from tradeledger.adapters.api.errors import documented
 from tradeledger.adapters.api.routes.params import recorded_text
-from tradeledger.adapters.api.schemas import ControlRequest, ControlResult
-from tradeledger.adapters.eventstore import LedgerStore
-from tradeledger.domain.errors import AlreadyHalted, NotHalted
+from tradeledger.adapters.services.views import ControlRequest, ControlResult
+from tradeledger.adapters.services import control
+from tradeledger.adapters.services.control import Control
+from tradeledger.domain.control import HALT, RESUME
 from tradeledger.domain.text import MAX_REASON
-from tradeledger.settings import Settings
 
 BY = "api"
+CHANNEL = "http"
+
+
+RESPONSES = {202: ResponseSpec(data_container=ControlResult, description="issued; the agent has not applied it "
+                                                                     "within the wait (status 'pending')"),
+             **documented(400, 401, 403, 409)}
 
 
 class Conflict(ClientException):
     status_code = HTTP_409_CONFLICT
-
-
-class Unavailable(ClientException):
-    status_code = HTTP_503_SERVICE_UNAVAILABLE
 
 
 def require_token(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
@@ -50,33 +51,33 @@ def require_token(connection: ASGIConnection[Any, Any, Any, Any], _handler: Base
                                      headers={"WWW-Authenticate": "Bearer"})
 
 
-def run_command(command: Callable[..., int], store: LedgerStore, settings: Settings, reason: str,
-                at: datetime) -> int:
+def run_command(commands: Control, command: str, reason: str, at: datetime) -> Response[ControlResult]:
     reason = recorded_text("reason", reason, MAX_REASON)
     try:
-        return command(store, settings.trading.account, reason=reason, by=BY, at=at)
-    except (AlreadyHalted, NotHalted, control.AccountMissing) as error:
+        outcome = commands.issue(command, reason=reason, by=BY, channel=CHANNEL, at=at)
+    except control.AccountMissing as error:
         raise Conflict(str(error)) from None
-    except control.ConflictsPersisted as error:
-        raise Unavailable(str(error)) from None
+    if outcome.status == "refused":
+        raise Conflict(outcome.reason)
+    applied = outcome.status == "applied"
+    result = ControlResult(action=command, status=outcome.status, command_id=outcome.command_id,
+                           halted=command == HALT, position=outcome.position if applied else outcome.issued,
+                           by=BY, reason=reason)
+    return Response(result, status_code=HTTP_200_OK if applied else HTTP_202_ACCEPTED)
 
 
-@post("/control/halt", guards=[require_token], sync_to_thread=True, status_code=200,
-      responses=documented(400, 401, 403, 409, 503))
-def halt(data: JSONBody[ControlRequest], store: StoreDep, settings: SettingsDep,
-         clock: ClockDep) -> ControlResult:
-    """Stop new entries: records TradingHalted(rule="manual", by="api"). 409 when already halted."""
-    position = run_command(control.halt, store, settings, data.reason, clock())
-    return ControlResult(action="halt", halted=True, position=position, by=BY, reason=data.reason)
+@post("/control/halt", guards=[require_token], sync_to_thread=True, status_code=200, responses=RESPONSES)
+def halt(data: JSONBody[ControlRequest], commands: CommandsDep, clock: ClockDep) -> Response[ControlResult]:
+    """Stop new entries: issues a halt command; 200 once the agent recorded TradingHalted(rule="manual",
+    by="api"), 202 if it has not within the wait (docs/api.md). 409 when already halted."""
+    return run_command(commands, HALT, data.reason, clock())
 
 
-@post("/control/resume", guards=[require_token], sync_to_thread=True, status_code=200,
-      responses=documented(400, 401, 403, 409, 503))
-def resume(data: JSONBody[ControlRequest], store: StoreDep, settings: SettingsDep,
-           clock: ClockDep) -> ControlResult:
-    """Allow entries again: records TradingResumed(by="api"). 409 when not halted."""
-    position = run_command(control.resume, store, settings, data.reason, clock())
-    return ControlResult(action="resume", halted=False, position=position, by=BY, reason=data.reason)
+@post("/control/resume", guards=[require_token], sync_to_thread=True, status_code=200, responses=RESPONSES)
+def resume(data: JSONBody[ControlRequest], commands: CommandsDep, clock: ClockDep) -> Response[ControlResult]:
+    """Allow entries again: issues a resume command; 200 once TradingResumed(by="api") is recorded, 202 if
+    not yet (docs/api.md). 409 when not halted."""
+    return run_command(commands, RESUME, data.reason, clock())
 
 
 ROUTES = [halt, resume]

@@ -11,41 +11,28 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.exc import SQLAlchemyError
 
 from tradeledger.adapters import eventlog
-from tradeledger.adapters.api.deps import ClockDep, FeedDep, ReadModelsDep, RendererDep, SettingsDep, StoreDep
+from tradeledger.adapters.api.deps import FeedDep, HealthDep, ReadModelsDep, RendererDep
 from tradeledger.adapters.api.errors import documented
 from tradeledger.adapters.api.messages import TOPICS_OF
 from tradeledger.adapters.api.routes.params import After, Limit, bad_request
-from tradeledger.adapters.api.schemas import ALL_TOPICS, ActivityView, ConnectionsView, Readiness, Topic, UpdatesPage
-from tradeledger.adapters.eventfeed import StoreFeed
+from tradeledger.adapters.services.views import ALL_TOPICS, ActivityView, ConnectionsView, Readiness, Topic, UpdatesPage
 from tradeledger.adapters.eventlog import EventRecord
-from tradeledger.projections.health import AgentHealth, HealthReport, assess
+from tradeledger.projections.health_rule import HealthReport
 
-
-def store_head(feed: StoreFeed) -> int | None:
-    """The log head, or None when the event store cannot be reached."""
-    try:
-        return feed.head()
-    except Exception:  # any driver error means the same thing here: unreachable
-        return None
+HEALTH_MAX_AGE = 0.25  # seconds: probes may poll hard, and a report this old is still the truth for them
 
 
 @get("/health", sync_to_thread=True)
-def health(read_models: ReadModelsDep, feed: FeedDep, settings: SettingsDep, clock: ClockDep) -> HealthReport:
+def health(health: HealthDep) -> HealthReport:
     """Liveness: always 200 while the process serves; the body says which components are up."""
-    head = store_head(feed)
-    try:
-        return read_models.health(head=head, now=clock(), heartbeat_interval=settings.agent.heartbeat_interval)
-    except SQLAlchemyError:
-        # The read models cannot be read: report what is known (readiness says why).
-        return assess(now=clock(), head=head, agent=AgentHealth(status="none"), projections=[],
-                      open_connections=None)
+    return health.recent(HEALTH_MAX_AGE)
 
 
 @get("/ready", sync_to_thread=True,
      responses={503: ResponseSpec(data_container=Readiness, description="not ready: the body says why")})
-def ready(read_models: ReadModelsDep, feed: FeedDep) -> Response[Readiness]:
+def ready(read_models: ReadModelsDep, health: HealthDep) -> Response[Readiness]:
     """Readiness: 200 when the event store answers and the read models exist, else 503."""
-    head = store_head(feed)
+    head = health.store_head()
     try:
         missing = read_models.missing_tables()
     except SQLAlchemyError as error:
@@ -65,7 +52,7 @@ def connections(read_models: ReadModelsDep) -> ConnectionsView:
 
 @get("/events", sync_to_thread=True, responses=documented(400))
 def events(
-    store: StoreDep,
+    feed: FeedDep,
     after: After = 0,
     limit: Limit = 100,
     types: Annotated[list[str] | None, QueryParameter(name="type", description="event type, e.g. OrderFilled; "
@@ -73,7 +60,7 @@ def events(
 ) -> list[EventRecord]:
     """The audit log, paged by position: `?after=<last position seen>`."""
     try:
-        return eventlog.page(store, after=after, limit=limit, types=types)
+        return eventlog.audit_page(feed, after=after, limit=limit, types=types)
     except ValueError as error:
         field, _, message = str(error).partition(": ")
         raise bad_request(field, message) from None

@@ -8,7 +8,7 @@ from typing import Annotated
 from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 
-from tradeledger.adapters.api.schemas import MAX_POSITION
+from tradeledger.adapters.services.views import MAX_POSITION
 from tradeledger.domain.text import InvalidText, recordable
 
 MAX_LIMIT = 1000

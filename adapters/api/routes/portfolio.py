@@ -12,7 +12,7 @@ from litestar.params import FromQuery, QueryParameter
 from tradeledger.adapters.api.deps import ReadModelsDep
 from tradeledger.adapters.api.errors import documented
 from tradeledger.adapters.api.routes.params import Limit, ordered, utc
-from tradeledger.adapters.api.schemas import (
+from tradeledger.adapters.services.views import (
     DailyPnlView,
     EquityPoint,
     FillView,

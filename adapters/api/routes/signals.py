@@ -14,7 +14,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from tradeledger.adapters.api.deps import ReadModelsDep
 from tradeledger.adapters.api.errors import documented
-from tradeledger.adapters.api.schemas import SignalView
+from tradeledger.adapters.services.views import SignalView
 
 
 @get("/signals", sync_to_thread=True)

@@ -27,8 +27,7 @@ from typing import Any, TypeVar
 import msgspec
 import sqlalchemy as sa
 
-from tradeledger.adapters.api.messages import activity_view, signal_view
-from tradeledger.adapters.api.schemas import (
+from tradeledger.adapters.services.views import (
     ActivityView,
     ConnectionsView,
     DailyPnlView,
@@ -44,15 +43,13 @@ from tradeledger.adapters.api.schemas import (
 )
 from tradeledger.projections.activity import ACTIVITY, ACTIVITY_PROJECTION
 from tradeledger.projections.connections import CONNECTIONS_PROJECTION, GATEWAYS, SESSIONS
-from tradeledger.projections.health import HealthReport
-from tradeledger.projections.healthview import read_health
-from tradeledger.projections.portfolio import (
+from tradeledger.projections.portfolio import PORTFOLIO
+from tradeledger.projections.portfolio_rows import (
     ACCOUNTS,
     DAILY_PNL,
     EQUITY,
     FILLS,
     ORDERS,
-    PORTFOLIO,
     POSITIONS,
     TRADES,
     AccountRow,
@@ -67,7 +64,6 @@ from tradeledger.projections.sql import TRACKING
 V = TypeVar("V")
 HUNDRED = Decimal(100)
 CACHE_ENTRIES = 512
-HEALTH_MAX_AGE = 0.25  # seconds
 NEVER_RUN = -1  # the tracking position of a projection that has not run yet
 _POSITION = sa.select(TRACKING.c.position).where(TRACKING.c.name == sa.bindparam("name"))
 
@@ -79,6 +75,11 @@ def symbol_slug(symbol: str) -> str:
 
 def views(table: RowTable[Any], result: sa.Result[Any], view: type[V]) -> list[V]:
     return msgspec.convert(table.from_rows(result), list[view], from_attributes=True)  # type: ignore[valid-type]
+
+
+def view(view_type: type[V], row: msgspec.Struct, computed: dict[str, Any]) -> V:
+    """The view of `row` with the fields it computes added; msgspec checks that every field is there."""
+    return msgspec.convert(msgspec.structs.asdict(row) | computed, view_type)
 
 
 class VersionedCache:
@@ -105,13 +106,13 @@ class VersionedCache:
                 self.answers.popitem(last=False)
 
 
-class ReadModels:
+class ReadModelQueries:
+    """The stored read models as the API and the bot ask for them: one account's views, cached per position."""
+
     def __init__(self, engine: sa.Engine, account: str) -> None:
         self.engine = engine
         self.account = account
         self.cache = VersionedCache()
-        self.health_lock = threading.Lock()
-        self.last_health: HealthReport | None = None
 
     def read(self, projection: str, question: Hashable, query: Callable[[sa.Connection, int], V]) -> V:
         """`query(conn, position)`'s answer as of `projection`'s current position, cached per position."""
@@ -141,16 +142,12 @@ class ReadModels:
         held: list[PositionRow] = POSITIONS.from_rows(conn.execute(self._where(POSITIONS)))
         open_orders = conn.execute(sa.select(sa.func.count()).select_from(ORDERS.table).where(
             ORDERS.table.c.account == self.account, ORDERS.table.c.status == "open")).scalar_one()
-        return PortfolioView(
-            account=account.account, quote_currency=account.quote_currency,
-            initial_balance=account.initial_balance, cash=account.cash, equity=account.equity,
-            realised_pnl=account.realised_pnl, unrealised_pnl=sum((p.unrealised_pnl for p in held), Decimal(0)),
-            position_value=sum((p.value for p in held), Decimal(0)), fees=account.fees,
-            return_percent=(account.equity - account.initial_balance) / account.initial_balance * HUNDRED,
-            halted=account.halted, halted_rule=account.halted_rule, halted_reason=account.halted_reason,
-            open_orders=open_orders, trades_closed=account.trades_closed, opened_at=account.opened_at,
-            mark_time=account.mark_time, position=position,
-        )
+        return view(PortfolioView, account, {
+            "unrealised_pnl": sum((p.unrealised_pnl for p in held), Decimal(0)),
+            "position_value": sum((p.value for p in held), Decimal(0)),
+            "return_percent": (account.equity - account.initial_balance) / account.initial_balance * HUNDRED,
+            "open_orders": open_orders, "position": position,
+        })
 
     def positions(self) -> list[PositionView]:
         query = self._where(POSITIONS).order_by(POSITIONS.table.c.symbol)
@@ -194,8 +191,7 @@ class ReadModels:
 
     def signals(self) -> list[SignalView]:
         query = sa.select(SIGNALS.table).order_by(SIGNALS.table.c.symbol, SIGNALS.table.c.timeframe)
-        return self.read(SIGNALS_PROJECTION.name, "signals", lambda conn, _position: [
-            signal_view(row) for row in SIGNALS.from_rows(conn.execute(query))])
+        return self.rows(SIGNALS_PROJECTION.name, "signals", query, SIGNALS, SignalView)
 
     def signal(self, slug: str, timeframe: str | None) -> SignalView | None:
         """The latest signal of the symbol whose slug is `slug`; the most recent timeframe unless one is named."""
@@ -205,8 +201,7 @@ class ReadModels:
 
     def activity(self, limit: int) -> list[ActivityView]:
         query = sa.select(ACTIVITY.table).order_by(ACTIVITY.table.c.position.desc()).limit(limit)
-        return self.read(ACTIVITY_PROJECTION.name, ("activity", limit), lambda conn, _position: [
-            activity_view(row) for row in ACTIVITY.from_rows(conn.execute(query))])
+        return self.rows(ACTIVITY_PROJECTION.name, ("activity", limit), query, ACTIVITY, ActivityView)
 
     # -- operations -----------------------------------------------------------
 
@@ -221,22 +216,8 @@ class ReadModels:
         counts: dict[Any, int] = {}
         for session in sessions:
             counts[session.gateway_id] = counts.get(session.gateway_id, 0) + 1
-        gateways = [GatewayView(gateway_id=g.gateway_id, kind=g.kind, host=g.host, pid=g.pid,
-                                started_at=g.started_at, open_sessions=counts.get(g.gateway_id, 0)) for g in running]
+        gateways = [view(GatewayView, g, {"open_sessions": counts.get(g.gateway_id, 0)}) for g in running]
         return ConnectionsView(open=len(sessions), gateways=gateways, sessions=sessions, position=position)
-
-    def health(self, *, head: int | None, now: datetime, heartbeat_interval: float) -> HealthReport:
-        """Recomputed when the last report is older than HEALTH_MAX_AGE seconds (by `now`).
-
-        The agent's status depends on the clock, so this cache is by age, not by position:
-        probes may poll hard, and a report a quarter of a second old is still the truth for them.
-        """
-        with self.health_lock:
-            last = self.last_health
-            if last is None or (now - last.checked_at).total_seconds() >= HEALTH_MAX_AGE or now < last.checked_at:
-                last = self.last_health = read_health(self.engine, head=head, now=now,
-                                                      heartbeat_interval=heartbeat_interval)
-            return last
 
     def missing_tables(self) -> list[str]:
         """The read-model tables missing from the database (empty when migrated)."""

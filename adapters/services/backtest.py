@@ -13,14 +13,14 @@ from decimal import Decimal
 
 import msgspec
 
-from tradeledger.adapters.agent import Agent
-from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.adapters.services.trading import TradingSession
 from tradeledger.adapters.quality import QualityReport
 from tradeledger.domain.values import Candle
-from tradeledger.projections.portfolio import EQUITY, PORTFOLIO, TradeRow, portfolio_view
+from tradeledger.projections.portfolio import PORTFOLIO
+from tradeledger.projections.portfolio_rows import EQUITY, TradeRow
+from tradeledger.projections.portfolio_view import account_portfolio
 from tradeledger.projections.replay import replay
 from tradeledger.projections.runner import EventFeed
-from tradeledger.settings import Settings
 
 HUNDRED = Decimal(100)
 PERCENT = Decimal("0.01")
@@ -41,23 +41,24 @@ class BacktestResult(msgspec.Struct, frozen=True, kw_only=True):
     data: QualityReport | None = None  # the market data's report, every gap listed (set by the CLI)
 
 
-def run(store: LedgerStore, feed: EventFeed, settings: Settings, candles: Sequence[Candle], *, batch_size: int,
+def run(session: TradingSession, feed: EventFeed, candles: Sequence[Candle], *, batch_size: int,
         progress: Callable[[int], None] | None = None) -> BacktestResult:
+    """The session over `candles` (resumed here: it takes the lease), then the summary read from `feed`."""
     started = time.perf_counter()
-    agent = Agent(store, settings)
-    agent.start(("backtest",))
+    session.resume()
+    session.start(("backtest",))
     try:
-        processed = agent.run_feed(candles, batch_size=batch_size, progress=progress)
+        processed = session.run_feed(candles, batch_size=batch_size, progress=progress)
     except BaseException as error:
-        agent.stop(f"failed: {error!r}", clean=False)
+        session.stop(f"failed: {error!r}", clean=False)
         raise
-    agent.stop("backtest finished")
-    return summarise(feed, settings.trading.account, processed, time.perf_counter() - started)
+    session.stop("backtest finished")
+    return summarise(feed, session.settings.trading.account, processed, time.perf_counter() - started)
 
 
 def summarise(feed: EventFeed, account: str, candles: int, seconds: float) -> BacktestResult:
     tables = replay(feed, projections=(PORTFOLIO,)).tables
-    view = portfolio_view(tables.rows, account)
+    view = account_portfolio(tables.rows, account)
     if view is None:
         raise LookupError(f"account {account!r} has no events in this store")
     initial, equity = view.account.initial_balance, view.account.equity

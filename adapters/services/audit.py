@@ -1,24 +1,25 @@
-"""Auditor checks over the raw log: hash chains, stream order, ledger invariants, seals.
+"""Auditor checks: the raw log (hash chains, stream order, ledger invariants, seals) and the read models.
 
-Everything here reads stored events exactly as recorded (not through any read
+The log checks read stored events exactly as recorded (not through any read
 model), so a finding points at the stored event itself: its stream, version
-and log position.
+and log position. The read-model check compares each projection's tables with
+a fresh fold of the log (projections.verify) and turns a failure into a finding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from eventsourcing.persistence import Notification
+import sqlalchemy as sa
 
-from tradeledger.adapters.eventstore import GENESIS, ChainedMapper, LedgerStore, chain_digest, split_state
+from tradeledger.adapters.eventlog import EventLog, StoredRow, decode
+from tradeledger.adapters.eventstore import DIGEST_SIZE, GENESIS, chain_digest, split_state
 from tradeledger.domain.account import Account
-
-PAGE = 5000
+from tradeledger.projections.runner import EventFeed
+from tradeledger.projections.verify import ProjectionCheck, verify_projections
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,35 +54,43 @@ class VerifyReport(msgspec.Struct, kw_only=True):
     findings: list[Finding]
 
 
-def read_log(store: LedgerStore, after: int = 0, page: int = PAGE) -> Iterator[Notification]:
-    """Every stored event after a position, in log order, read in large pages."""
-    while True:
-        batch = store.recorder.select_notifications(start=after, limit=page, inclusive_of_start=False)
-        yield from batch
-        if len(batch) < page:
-            return
-        after = batch[-1].id
-
-
 class ChainChecker:
     """Follows every stream through the log and checks its versions and digests."""
 
     def __init__(self) -> None:
         self.heads: dict[UUID, StreamHead] = {}
 
-    def check(self, n: Notification) -> Finding | None:
-        oid = n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id))
-        head = self.heads.get(oid)
+    def check(self, n: StoredRow) -> Finding | None:
+        problem = malformed(n)
+        if problem is not None:
+            return _finding("malformed", n, problem)
+        assert isinstance(n.stream, UUID) and n.state is not None  # what `malformed` checked
+        head = self.heads.get(n.stream)
         expected = 1 if head is None else head.version + 1
         digest, payload = split_state(n.state)
         previous = GENESIS if head is None else bytes.fromhex(head.digest)
-        self.heads[oid] = StreamHead(n.originator_version, n.id, digest.hex())
-        if n.originator_version != expected:
-            return _finding("order", n, f"expected version {expected} of this stream, found {n.originator_version}"
+        self.heads[n.stream] = StreamHead(n.version, n.position, digest.hex())
+        if n.version != expected:
+            return _finding("order", n, f"expected version {expected} of this stream, found {n.version}"
                             " (an event was removed or reordered)")
-        if chain_digest(previous, oid, n.originator_version, n.topic, payload) != digest:
+        if chain_digest(previous, n.stream, n.version, n.topic, payload) != digest:
             return _finding("hash", n, "digest does not match the event and its predecessor (the event was altered)")
         return None
+
+
+def malformed(n: StoredRow) -> str | None:
+    """Why a stored row cannot be one of our events at all (the database allows it, our appends never write it)."""
+    if not isinstance(n.stream, UUID):
+        return f"originator_id {n.stream!r} is not a UUID"
+    if not isinstance(n.version, int) or n.version < 1:
+        return f"originator_version {n.version!r} is not a version (an integer from 1)"
+    if not isinstance(n.topic, str) or not n.topic:
+        return f"topic {n.topic!r} names no event type"
+    if n.state is None:
+        return "state is NULL"
+    if len(n.state) < DIGEST_SIZE:
+        return f"state is {len(n.state)} bytes, shorter than its {DIGEST_SIZE}-byte digest"
+    return None
 
 
 class LedgerChecker:
@@ -90,7 +99,7 @@ class LedgerChecker:
     def __init__(self) -> None:
         self.accounts: dict[UUID, Account] = {}
 
-    def check(self, n: Notification, event: Any) -> Finding | None:
+    def check(self, n: StoredRow, event: Any) -> Finding | None:
         if not isinstance(event, Account.Opened | Account.Event):
             return None
         try:
@@ -111,11 +120,11 @@ class LedgerChecker:
         return None
 
 
-def verify_log(store: LedgerStore, seal: Seal | None = None) -> VerifyReport:
+def verify_log(log: EventLog, seal: Seal | None = None) -> VerifyReport:
     chains, ledger = ChainChecker(), LedgerChecker()
     findings: list[Finding] = []
     count = 0
-    for n in read_log(store):
+    for n in log.scan_stored():
         count += 1
         finding = chains.check(n) or ledger.check(n, _decode(n, findings))
         if finding is not None:
@@ -125,17 +134,17 @@ def verify_log(store: LedgerStore, seal: Seal | None = None) -> VerifyReport:
     return VerifyReport(ok=not findings, events=count, streams=len(chains.heads), findings=findings)
 
 
-def _decode(n: Notification, findings: list[Finding]) -> Any:
+def _decode(n: StoredRow, findings: list[Finding]) -> Any:
     try:
-        return ChainedMapper.decode(n.topic, n.originator_id, n.originator_version, split_state(n.state)[1])
+        return decode(n.topic, n.stream, n.version, n.state)
     except Exception as error:  # noqa: BLE001 - an undecodable event is reported, not raised
         findings.append(_finding("decode", n, f"stored event cannot be decoded: {error}"))
         return None
 
 
-def make_seal(store: LedgerStore) -> Seal:
+def make_seal(log: EventLog) -> Seal:
     chains = ChainChecker()
-    for n in read_log(store):
+    for n in log.scan_stored():
         chains.check(n)
     head = max((h.position for h in chains.heads.values()), default=0)
     return Seal(head_position=head, streams={str(k): v for k, v in chains.heads.items()})
@@ -154,6 +163,39 @@ def check_seal(seal: Seal, heads: dict[UUID, StreamHead]) -> list[Finding]:
     return findings
 
 
-def _finding(check: str, n: Notification, message: str) -> Finding:
-    return Finding(check=check, stream=str(n.originator_id), version=n.originator_version, position=n.id,
+def _finding(check: str, n: StoredRow, message: str) -> Finding:
+    return Finding(check=check, stream=str(n.stream), version=n.version, position=n.position,
                    message=message)
+
+
+def verify_read_models(engine: sa.Engine, feed: EventFeed) -> tuple[list[ProjectionCheck], list[Finding]]:
+    """Each projection's check, and the failures as audit findings (first failing row named)."""
+    head = feed.head()
+    checks = verify_projections(engine, feed)
+    return checks, [f for c in checks for f in (*beyond_head(c, head), *read_model_findings(c))]
+
+
+def beyond_head(check: ProjectionCheck, head: int) -> list[Finding]:
+    """A projection that claims events the log does not have: the log lost its tail, or the tables are another's."""
+    if check.position <= head:
+        return []
+    return [Finding(check="tracking", stream=check.name, version=None, position=check.position,
+                    message=f"the projection is tracked at position {check.position}, beyond the log's head {head}")]
+
+
+def read_model_findings(check: ProjectionCheck) -> list[Finding]:
+    def finding(kind: str, stream: str, message: str, position: int | None = check.position) -> Finding:
+        return Finding(check=kind, stream=stream, version=None, position=position, message=message)
+
+    found = []
+    if check.error is not None:
+        found.append(finding("projection", check.name, f"stopped on the event at position {check.error_position}: "
+                             f"{check.error}", check.error_position))
+    if check.fold_error is not None:
+        found.append(finding("projection", check.name, f"a fresh fold of the log fails: {check.fold_error}"))
+    if check.mismatch is not None:
+        found.append(finding("projection", f"{check.name}/{check.mismatch.table}",
+                             f"row {check.mismatch.key} differs from a fresh fold: {check.mismatch.message}"))
+    if check.unreconciled is not None:
+        found.append(finding("reconcile", f"{check.name}/{check.unreconciled.table}", str(check.unreconciled)))
+    return found

@@ -1,7 +1,10 @@
 """Re-run every recorded decision from the recorded inputs and compare with the log.
 
 Inputs are what the agent did not decide: the candles, the account's opening,
-and trading halts/resumes that a person commanded (`by` other than "risk").
+trading halts/resumes that a person commanded (`by` other than "risk"), and
+the account's record of each operator command it applied or refused
+(`CommandApplied`, `CommandRefused`; stores older than the control streams
+hold the halts alone).
 Everything else the agent appended (signals, orders, fills, rejections, risk
 halts) must come out of a fresh `Trader` identically, field by field, in the
 same stream order. The same replay warms up the agent on restart, so a
@@ -11,20 +14,20 @@ restarted agent continues exactly where the killed one stopped.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from eventsourcing.persistence import Notification
 
-from tradeledger.adapters.audit import read_log
-from tradeledger.adapters.eventstore import ChainedMapper, LedgerStore, split_state
+from tradeledger.adapters.services.ports import EventLogPort, scan
 from tradeledger.domain.account import Account
+from tradeledger.domain.control import replay_handled
 from tradeledger.domain.errors import DomainError
 from tradeledger.domain.market import Market
 from tradeledger.domain.risk import RISK
 from tradeledger.domain.trader import Trader
+from tradeledger.projections.fold import Recorded, Undecodable
 
 Event = Any
 
@@ -82,6 +85,9 @@ class Replay:
             self.tick(event)
         elif isinstance(event, Account.TradingHalted | Account.TradingResumed) and event.by != RISK:
             self.command(event)
+        elif isinstance(event, Account.CommandApplied | Account.CommandRefused):
+            assert self.account is not None
+            replay_handled(self.account, event)
 
     def tick(self, event: Market.CandleClosed) -> None:
         market = self.markets[event.originator_id]
@@ -139,29 +145,33 @@ def describe(produced: Event, recorded: Event) -> str:
             f"log {vars(recorded)[first]!r}" + (f" (and {len(fields) - 1} more fields)" if len(fields) > 1 else ""))
 
 
-def decoded(notifications: Iterable[Notification]) -> Iterable[tuple[Event, int]]:
-    for n in notifications:
-        yield ChainedMapper.decode(n.topic, n.originator_id, n.originator_version, split_state(n.state)[1]), n.id
+def decode_problem(recorded: Recorded) -> str | None:
+    """Why this stored event cannot be decoded, or None when it can."""
+    try:
+        event = recorded.event
+    except msgspec.ValidationError as error:
+        return str(error)
+    return event.error if isinstance(event, Undecodable) else None
 
 
-def replay_log(store: LedgerStore, trader_factory: Callable[[], Trader], *, stop_at_divergence: bool = True) -> Replay:
+def replay_log(log: EventLogPort, trader_factory: Callable[[], Trader], *, stop_at_divergence: bool = True
+               ) -> Replay:
     replay = Replay(trader_factory())
-    for n in read_log(store):
-        try:
-            [(event, position)] = decoded([n])
-        except msgspec.ValidationError as error:
+    for recorded in scan(log):
+        problem = decode_problem(recorded)
+        if problem is not None:
             replay.divergence = replay.divergence or Divergence(
-                stream=str(n.originator_id), version=n.originator_version, position=n.id,
-                message=f"the stored event cannot be decoded: {error}")
+                stream=str(recorded.stream), version=recorded.version or 0, position=recorded.position,
+                message=f"the stored event cannot be decoded: {problem}")
             continue
-        replay.apply(event, position)
+        replay.apply(recorded.event, recorded.position)
         if stop_at_divergence and replay.divergence is not None:
             return replay
     replay.finish()
     return replay
 
 
-def reproduce(store: LedgerStore, trader_factory: Callable[[], Trader]) -> ReproduceReport:
-    replay = replay_log(store, trader_factory)
+def reproduce(log: EventLogPort, trader_factory: Callable[[], Trader]) -> ReproduceReport:
+    replay = replay_log(log, trader_factory)
     return ReproduceReport(ok=replay.divergence is None, events=replay.events, candles=replay.candles,
                            decisions=replay.decisions, divergence=replay.divergence)

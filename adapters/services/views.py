@@ -131,7 +131,8 @@ class SignalView(msgspec.Struct, kw_only=True):
     prediction: Prediction
     confidence: float
     is_actionable: bool
-    timestamp: datetime  # when the signal was produced: the close of its candle
+    # When the signal was produced, the close of its candle; the row's `generated_at`, sent as `timestamp`.
+    generated_at: datetime = msgspec.field(name="timestamp")
     candle_time: datetime
     individual_predictions: tuple[MemberPrediction, ...]
     data_quality: float
@@ -191,8 +192,12 @@ class ControlRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class ControlResult(msgspec.Struct, kw_only=True):
     action: Literal["halt", "resume"]
-    halted: bool
-    position: int  # the log position of the recorded TradingHalted / TradingResumed
+    status: Literal["applied", "pending"]  # pending: issued, not applied by the agent within the wait (202)
+    command_id: UUID
+    halted: bool  # the trading state once the command is applied
+    # applied: the log position of the recorded TradingHalted / TradingResumed;
+    # pending: the log position of the command's Issued event
+    position: int
     by: str
     reason: str
 

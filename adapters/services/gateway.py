@@ -1,11 +1,18 @@
-"""This API process's Gateway stream: started, every client session, stopped.
+"""A gateway process's Gateway stream: started, its client sessions, refused commands, stopped.
 
-One writer task owns the Gateway aggregate. Connection handlers hand it
-connect/disconnect commands and await the outcome; the writer applies every
-command waiting at that moment and appends them in one transaction, so a
-thousand clients connecting at once cost a handful of appends, not a thousand.
-Only this process writes its Gateway stream, so a failed append cannot be a
-lost race: the writer reloads the stream and reports the error to the waiters.
+One service for every gateway (the API server, the Telegram bot). One writer
+task owns the Gateway aggregate. Callers hand it commands (connect,
+disconnect, refuse) and await the outcome; the writer applies every command
+waiting at that moment and appends them in one transaction, so a thousand
+WebSocket clients connecting at once cost a handful of appends, not a
+thousand. Only this process writes its Gateway stream, so a failed append
+cannot be a lost race: the writer reloads the stream and reports the error to
+the waiters.
+
+The Telegram bot's allowed chats are client sessions from start to stop: the
+bot pushes alerts to them and takes their commands, so the connections view
+and the health view count them like open WebSockets; `start` records them in
+the same append as Started.
 """
 
 from __future__ import annotations
@@ -15,16 +22,15 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
 from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.adapters.services.ports import Clock
 from tradeledger.domain.gateway import Gateway
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 
 class Connect(NamedTuple):
@@ -38,14 +44,21 @@ class Disconnect(NamedTuple):
     reason: str
 
 
-Command = Connect | Disconnect
+class Refuse(NamedTuple):
+    channel: str
+    peer: str
+    command: str
+    reason: str
 
 
-class SessionLogClosed(Exception):
-    """The gateway has stopped (or is stopping): its Stopped closes what is still open."""
+Command = Connect | Disconnect | Refuse
 
 
-class SessionLog:
+class GatewayClosed(Exception):
+    """The gateway has not started, or has stopped (or is stopping): its Stopped closes what is still open."""
+
+
+class GatewaySessions:
     def __init__(self, store: LedgerStore, *, kind: str, clock: Clock) -> None:
         self.store = store
         self.kind = kind
@@ -59,12 +72,16 @@ class SessionLog:
     def gateway_id(self) -> str:
         return str(self.gateway.id) if self.gateway else ""
 
-    async def start(self) -> None:
-        host, pid = socket.gethostname(), os.getpid()
-        self.gateway = Gateway.start(key=f"{self.kind}:{host}:{pid}:{uuid.uuid4()}", kind=self.kind, host=host,
-                                     pid=pid, at=self.clock())
-        await asyncio.to_thread(self.store.save, self.gateway)
-        self.writer = asyncio.create_task(self.write(), name="gateway-writer")
+    async def start(self, sessions: Sequence[Connect] = ()) -> None:
+        """Record Started, with `sessions` open from the start; then take commands."""
+        host, pid, at = socket.gethostname(), os.getpid(), self.clock()
+        gateway = Gateway.start(key=f"{self.kind}:{host}:{pid}:{uuid.uuid4()}", kind=self.kind, host=host, pid=pid,
+                                at=at)
+        for session in sessions:
+            self.apply(gateway, session, at)
+        await asyncio.to_thread(self.store.save, gateway)
+        self.gateway = gateway
+        self.writer = asyncio.create_task(self.write(), name=f"{self.kind}-gateway-writer")
 
     async def connect(self, *, channel: str, peer: str) -> str:
         session_id = uuid.uuid4().hex
@@ -74,15 +91,22 @@ class SessionLog:
     async def disconnect(self, session_id: str, reason: str) -> None:
         await self.submit(Disconnect(session_id, reason))
 
+    async def refuse(self, *, channel: str, peer: str, command: str, reason: str) -> None:
+        """Record a refused command (who, what, why); it has no other effect."""
+        await self.submit(Refuse(channel, peer, command, reason))
+
     async def submit(self, command: Command) -> None:
-        if self.closed:
-            raise SessionLogClosed(f"gateway {self.gateway_id} is stopping")
+        if self.closed or self.writer is None:
+            raise GatewayClosed(f"the {self.kind} gateway {self.gateway_id} is not running")
         done = asyncio.get_running_loop().create_future()
         await self.pending.put((command, done))
         await done
 
     async def stop(self, reason: str) -> None:
-        """Record Stopped; sessions still open are closed by the aggregate in the same append."""
+        """Record Stopped; sessions still open are closed by the aggregate in the same append.
+
+        Nothing to record when it never started or has stopped.
+        """
         self.closed = True  # what is queued is still written; later commands are refused, not left waiting
         if self.writer is not None:
             await self.pending.join()
@@ -108,13 +132,13 @@ class SessionLog:
         at = self.clock()
         for command, done in batch:
             try:
-                self.apply(command, at)
+                self.apply(self.gateway, command, at)
             except Exception as error:  # a rule the aggregate refuses fails this command only
                 done.set_exception(error)
         try:
             await asyncio.to_thread(self.store.save, self.gateway)
         except Exception as error:
-            log.exception("recording %d client session change(s) failed", len(batch))
+            log.exception("recording %d change(s) of the %s gateway failed", len(batch), self.kind)
             self.gateway = await asyncio.to_thread(self.reload)
             return error
         return None
@@ -125,10 +149,12 @@ class SessionLog:
         stored: Gateway = self.store.repository.get(self.gateway.id)
         return stored
 
-    def apply(self, command: Command, at: datetime) -> None:
-        assert self.gateway is not None
+    @staticmethod
+    def apply(gateway: Gateway, command: Command, at: datetime) -> None:
         if isinstance(command, Connect):
-            self.gateway.connect_client(session_id=command.session_id, channel=command.channel,
-                                        peer=command.peer, at=at)
+            gateway.connect_client(session_id=command.session_id, channel=command.channel, peer=command.peer, at=at)
+        elif isinstance(command, Disconnect):
+            gateway.disconnect_client(session_id=command.session_id, reason=command.reason, at=at)
         else:
-            self.gateway.disconnect_client(session_id=command.session_id, reason=command.reason, at=at)
+            gateway.refuse_command(channel=command.channel, peer=command.peer, command=command.command,
+                                   reason=command.reason, at=at)

@@ -1,0 +1,181 @@
+"""The command line's registry and parser, and its argument types: ranges, times and paths checked.
+
+Every error is one line: argparse's own prints the usage and then the message; a script reading stderr wants
+one line naming the option, so the parser here prints `tradeledger COMMAND: --option: expected ..., got ...`
+and exits 2, before any command opens anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, NamedTuple, NoReturn
+
+import msgspec
+
+LOG_POSITIONS = (0, 2**62)  # fits a signed 64-bit column on both backends; far beyond any log
+PAGE_SIZES = (1, 100_000)  # events per transaction: a page is held in memory
+BATCHES = (1, 100_000)  # ticks per backtest transaction
+LIMITS = (1, 10_000)  # events per `events` page (the log reader's own bound)
+PORTS = (0, 65_535)
+SECONDS = (0.01, 86_400.0)
+
+
+# What a command reads of a store it only reads: such a command refuses a store that does not exist and opens it
+# read-only (never creating or migrating it); "log" works on any schema that has the event table.
+Reads = Literal["log", "log and read models"]
+# A handler gets the parsed arguments and the composition root (which only the CLI module imports).
+Handler = Callable[[argparse.Namespace, Any], int]
+
+
+class Command(NamedTuple):
+    handler: Handler
+    help: str
+    options: tuple[tuple[tuple[str, ...], dict[str, Any]], ...]
+    json: bool
+    reads: Reads | None
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def option(*flags: str, **kwargs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    return flags, kwargs
+
+
+def command(name: str, help: str, *options: tuple[tuple[str, ...], dict[str, Any]], json: bool = True,
+            reads: Reads | None = None) -> Callable[[Handler], Handler]:
+    """Register a subcommand ("db upgrade" nests) with its argparse options next to its handler."""
+
+    def register(handler: Handler) -> Handler:
+        COMMANDS[name] = Command(handler, help, options, json, reads)
+        return handler
+
+    return register
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = OneLineParser(add_help=False)
+    common.add_argument("--database", metavar="URL", default=argparse.SUPPRESS,
+                        help="event store URL (sqlite:///PATH or postgresql://...); overrides database.url")
+    common.add_argument("--settings", metavar="FILE", default=argparse.SUPPRESS,
+                        help="a TOML or YAML settings file (.toml, .yaml, .yml)")
+    parser = OneLineParser(prog="tradeledger", parents=[common],
+                           description="An event-sourced paper-trading ledger.")
+    groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {
+        "": parser.add_subparsers(dest="command", metavar="COMMAND", required=True)}
+    for name, spec in COMMANDS.items():
+        *parents, leaf = name.split()
+        sub = groups[""]
+        for depth, parent in enumerate(parents, start=1):
+            key = " ".join(parents[:depth])
+            if key not in groups:
+                groups[key] = sub.add_parser(parent, parents=[common], help=f"{parent} commands").add_subparsers(
+                    dest=f"command_{depth}", metavar="COMMAND", required=True)
+            sub = groups[key]
+        command_parser = sub.add_parser(leaf, parents=[common], help=spec.help, description=spec.help)
+        command_parser.set_defaults(command_name=name)
+        for flags, kwargs in spec.options:
+            command_parser.add_argument(*flags, **kwargs)
+        if spec.json:
+            command_parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    return parser
+
+
+class UsageError(Exception):
+    """A bad command line: `main` prints it (one line) and returns 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, `tradeledger COMMAND: --option: ...` (subparsers inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message.removeprefix('argument ')}")
+
+
+def integer(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]; the error names the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {text}")
+        return value
+
+    return parse
+
+
+def number(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:  # NaN fails both comparisons
+            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g}, got {text}")
+        return value
+
+    return parse
+
+
+def utc_time(text: str) -> datetime:
+    """An argparse type: an ISO-8601 time; a naive one is UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO-8601 time such as 2024-01-05T10:00:00Z, got {text}"
+                                         ) from None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def new_file(text: str) -> Path:
+    """An argparse type: a file to write, in a directory that exists."""
+    path = Path(text).expanduser()
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"directory {path.parent} does not exist")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a directory, expected a file name")
+    return path
+
+
+def out_directory(text: str) -> Path:
+    """An argparse type: a directory to write into; it may be new, its parent must exist."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} exists and is not a directory")
+    if not path.exists() and not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"directory {path.parent} does not exist")
+    return path
+
+
+def json_file(decoded: type) -> Callable[[str], object]:
+    """An argparse type: a JSON file that exists and decodes as `decoded`."""
+
+    def parse(text: str) -> object:
+        try:
+            return msgspec.json.decode(Path(text).expanduser().read_bytes(), type=decoded)
+        except OSError as error:
+            raise argparse.ArgumentTypeError(f"cannot read {text}: {error.strerror}") from None
+        except msgspec.DecodeError as error:  # ValidationError is a DecodeError
+            raise argparse.ArgumentTypeError(f"{text} is not a {decoded.__name__} file: {error}") from None
+
+    return parse
+
+
+def fail(command: str, message: str) -> int:
+    """Report a command's error the one way (`tradeledger COMMAND: message`); returns the exit code 2."""
+    print(f"tradeledger {command}: {one_line(message)}", file=sys.stderr)
+    return 2
+
+
+def one_line(text: str) -> str:
+    """A driver's multi-line message (psycopg's hints, say) as one line."""
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())

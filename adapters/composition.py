@@ -1,0 +1,218 @@
+"""The composition root: the one place that turns settings into the running system.
+
+It builds each piece on first use, exactly once (store, engine, event log,
+read models, health, housekeeping), and from them the projection runner, the
+trading session, the API app and the Telegram bot, whose entrypoints receive
+their collaborators built. Building has no side effect: migrating the database
+is the explicit `migrate()` step, and only the CLI imports this module.
+`run` is the embedded system (docs/architecture.md, "Failure policy of run").
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from tradeledger.adapters import database
+from tradeledger.adapters.lease import Lease, lease_for
+from tradeledger.adapters.services.trading import TradingSession, recorded_settings, run_live
+from tradeledger.adapters.traders import build_trader
+from tradeledger.adapters.services.queries import ReadModelQueries
+from tradeledger.adapters.eventlog import EventLog
+from tradeledger.adapters.eventstore import LedgerStore, open_store
+from tradeledger.adapters.healthfile import HealthFile
+from tradeledger.adapters.markets import feed_settings
+from tradeledger.adapters.services.control import Control
+from tradeledger.adapters.services.gateway import GatewaySessions
+from tradeledger.adapters.services.housekeeping import DeadGateways
+from tradeledger.adapters.services.ports import Clock, utcnow
+from tradeledger.adapters.services.readmodels import Health, run_projector
+from tradeledger.adapters.supervisor import Failure, Supervisor
+from tradeledger.domain.trader import Trader
+from tradeledger.projections.fold import Projection
+from tradeledger.projections.registry import PROJECTIONS
+from tradeledger.projections.runner import PAGE_SIZE, ProjectionRunner, ProjectionStatus
+from tradeledger.settings import Settings
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+    from tradeledger.adapters.telegram.bot import TelegramBot, Tuning
+
+RUN_HOUSEKEEPING_SECONDS = 5.0  # `run`: how often the projector closes the sessions of dead gateways
+
+
+class Composition:
+    """Builds each piece on first use and closes what it opened, in reverse order."""
+
+    def __init__(self, settings: Settings, *, clock: Clock = utcnow, read_only: bool = False) -> None:
+        """`clock`: the wall clock that stamps each append with its recorded time. `read_only`: the store and
+        the engine open the database so that nothing can write it (the audits; `database.check_store` first)."""
+        self.settings = settings
+        self.clock = clock
+        self.url = settings.database.url
+        self.read_only = read_only
+
+    def migrate(self) -> None:
+        """Bring the database schema to head (under the migration lock)."""
+        database.upgrade(self.url)
+
+    # -- infrastructure -----------------------------------------------------------
+
+    @cached_property
+    def store(self) -> LedgerStore:
+        if not self.read_only:
+            database.ensure_sqlite_directory(self.url)
+        return open_store(self.url, clock=self.clock, read_only=self.read_only)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return database.create_db_engine(self.url, read_only=self.read_only, pool_pre_ping=True)
+
+    @cached_property
+    def feed(self) -> EventLog:
+        return EventLog(self.store, self.engine)
+
+    # -- services -----------------------------------------------------------------
+
+    @cached_property
+    def read_models(self) -> ReadModelQueries:
+        return ReadModelQueries(self.engine, self.settings.trading.account)
+
+    @cached_property
+    def health(self) -> Health:
+        return Health(head=self.feed.head, engine=self.engine,
+                      heartbeat_interval=self.settings.agent.heartbeat_interval, clock=self.clock)
+
+    @cached_property
+    def dead_gateways(self) -> DeadGateways:
+        return DeadGateways(self.store, self.engine, clock=self.clock)
+
+    def health_file(self) -> HealthFile | None:
+        path = self.settings.projections.health_file
+        return HealthFile(path, self.health.report) if path else None
+
+    def runner(self, projections: Iterable[Projection] = PROJECTIONS, *, page_size: int = PAGE_SIZE,
+               on_progress: Callable[[list[ProjectionStatus]], None] | None = None) -> ProjectionRunner:
+        return ProjectionRunner(self.feed, self.engine, tuple(projections), page_size=page_size,
+                                poll_interval=self.settings.projections.poll_interval, on_progress=on_progress)
+
+    def run_projector(self, *, stop: threading.Event, report: Callable[[str], None], every: float,
+                      page_size: int = PAGE_SIZE) -> None:
+        """The runner (writing the health file on progress) with housekeeping, until `stop` is set."""
+        run_projector(self.runner(page_size=page_size, on_progress=self.health_file()), stop=stop, report=report,
+                      every=every, housekeeping=self.dead_gateways.close)
+
+    def lease(self) -> Lease:
+        """A new handle on the store's agent lease (one per holder: it is not shared between threads)."""
+        return lease_for(self.url)
+
+    @cached_property
+    def control(self) -> Control:
+        return Control(self.feed, self.lease, self.settings.trading.account)
+
+    def trader_factory(self, settings: Settings) -> Callable[[], Trader]:
+        return lambda: build_trader(settings)
+
+    def agent(self, settings: Settings) -> TradingSession:
+        """The trading session (not resumed yet: `resume()` takes the lease and replays the log)."""
+        return TradingSession(self.feed, settings, self.trader_factory(settings), self.lease(), clock=self.clock)
+
+    def recorded_trader_factory(self) -> Callable[[], Trader]:
+        """New traders with the decision settings the store's first run recorded (for reproducing it)."""
+        return self.trader_factory(recorded_settings(self.feed, self.settings))
+
+    # -- entrypoints ----------------------------------------------------------------
+
+    def api_app(self) -> Litestar:
+        # Imported here: only `serve` and `run` need Litestar, and it is slow to import for every command.
+        from tradeledger.adapters.api.app import QUEUE_LIMIT, create_app, market_names
+        from tradeledger.adapters.api.follower import LogFollower, LogReader
+        from tradeledger.adapters.api.messages import Renderer
+        from tradeledger.adapters.api.websocket import LiveStream
+
+        settings = self.settings
+        renderer = Renderer(market_names(self.store))
+        reader = LogReader(self.feed, renderer.encode)
+        stream = LiveStream(
+            follower=LogFollower(reader, self.feed, poll_interval=settings.projections.poll_interval,
+                                 queue_limit=QUEUE_LIMIT),
+            reader=reader, sessions=GatewaySessions(self.store, kind="api", clock=self.clock),
+            heartbeat_interval=settings.agent.heartbeat_interval, send_queue=settings.api.ws_send_queue,
+            send_timeout=settings.api.ws_send_timeout, clock=self.clock,
+        )
+        return create_app(stream=stream, renderer=renderer, read_models=self.read_models, health=self.health,
+                          store=self.store, feed=self.feed, commands=self.control, settings=settings,
+                          clock=self.clock)
+
+    def telegram_bot(self, tuning: Tuning | None = None) -> TelegramBot:
+        # Imported here: only `telegram` and `run` with a token need python-telegram-bot (slow to import).
+        from tradeledger.adapters.telegram.bot import TelegramBot, Tuning
+        from tradeledger.adapters.telegram.commands import KIND, Commands
+        from tradeledger.projections.alert_watch import AlertWatcher
+        from tradeledger.projections.outbox import Outbox
+
+        tuning = tuning or Tuning()
+        settings = self.settings
+        gateway = GatewaySessions(self.store, kind=KIND, clock=self.clock)
+        outbox = Outbox(self.engine, settings.telegram.allowed_chat_ids)
+        return TelegramBot(
+            settings=settings, store=self.store, gateway=gateway, outbox=outbox, clock=self.clock, tuning=tuning,
+            commands=Commands(control=self.control, read_models=self.read_models, health=self.health,
+                              gateway=gateway, settings=settings, clock=self.clock),
+            watcher=AlertWatcher(self.engine, outbox.known, heartbeat_interval=settings.agent.heartbeat_interval,
+                                 stuck_after=tuning.stuck_after),
+        )
+
+    def serve(self, *, stop: threading.Event, on_started: Callable[[str], None]) -> None:
+        """The API and dashboard in this (main) thread until `stop` is set or a signal arrives (which sets it).
+
+        OSError when it cannot listen.
+        """
+        from tradeledger.adapters.api.server import serve_foreground  # Litestar and uvicorn are slow to import
+
+        api = self.settings.api
+        serve_foreground(self.api_app(), host=api.host, port=api.port,
+                         heartbeat_interval=self.settings.agent.heartbeat_interval, on_started=on_started,
+                         stop=stop)
+
+    def run(self, *, data: str | None, stop: threading.Event, on_started: Callable[[str], None]) -> Failure | None:
+        """Projections, the paced agent, the API (and the Telegram bot with a token) until `stop` is set.
+
+        A component that dies sets `stop`: the others stop cleanly and its failure is returned (None after
+        a normal stop). OSError when the API cannot listen.
+        """
+        settings = feed_settings(self.settings, data)
+        agent = self.agent(settings)
+        agent.resume()  # before any thread: an agent that cannot continue the history starts nothing
+        supervisor = Supervisor(stop)
+        supervisor.start("projections", lambda: self.run_projector(
+            stop=stop, every=RUN_HOUSEKEEPING_SECONDS, report=lambda _line: None))
+        supervisor.start("agent", lambda: run_live(agent, settings, stop, data=data,
+                                                   components=("agent", "projections", "api")))
+        if self.settings.telegram.token is not None:
+            bot = self.telegram_bot()
+            supervisor.start("telegram", lambda: bot.serve(stop))
+        try:
+            self.serve(stop=stop, on_started=on_started)
+        finally:
+            stop.set()
+            supervisor.join()  # the agent finishes its tick and records Stopped
+            self.runner().catch_up()  # the read models include every Stopped just recorded
+        return supervisor.failure
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+        if "store" in self.__dict__:
+            self.store.close()
+
+    def __enter__(self) -> Composition:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,151 @@
+"""Read-model maintenance: the projector loop, rebuild, replay, and health (the one place it is computed).
+
+Health is composed here for every reader (`/api/health`, `tradeledger health`,
+Telegram /health and the health file), including when the event store or the
+read models cannot be reached: an unreachable store is what the report is for.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from tradeledger.adapters.services.ports import Clock
+from tradeledger.projections import rebuild as rebuilding
+from tradeledger.projections.health_rule import AgentHealth, HealthReport, assess, stopped_text
+from tradeledger.projections.healthview import read_health
+from tradeledger.projections.portfolio import PORTFOLIO
+from tradeledger.projections.portfolio_view import AccountPortfolio, account_portfolio
+from tradeledger.projections.registry import select
+from tradeledger.projections.replay import replay
+from tradeledger.projections.runner import PAGE_SIZE, EventFeed, ProjectionRunner, ProjectionStatus
+
+logger = logging.getLogger(__name__)
+
+# Pages are tens of thousands of short-lived, acyclic objects. At the default gen-0
+# threshold (700) the collector runs every few events and rescans the page: measured,
+# that was a quarter of a rebuild. Raising it only makes collections rarer.
+BULK_GC_THRESHOLD = 100_000
+
+
+def bulk_gc() -> None:
+    """Tune this process's garbage collector for reading the log in bulk."""
+    gc.set_threshold(BULK_GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
+# -- the projector loop ---------------------------------------------------------
+
+
+def run_projector(projector: ProjectionRunner, *, stop: threading.Event, report: Callable[[str], None],
+                  every: float, housekeeping: Callable[[], object]) -> None:
+    """Run `projector` until `stop` is set; report progress when it changed, at most every `every` seconds.
+
+    Each round also runs `housekeeping` (closing the sessions of dead gateways); its failure is logged, and
+    it never stops the projections.
+    """
+    projector.start()
+    last: list[ProjectionStatus] = []
+    try:
+        while not stop.wait(every):
+            try:
+                housekeeping()
+            except Exception:  # noqa: BLE001 - housekeeping must not stop the projections
+                logger.exception("housekeeping failed; trying again in %ss", every)
+            status = projector.status()
+            if status != last:
+                report(progress_line(status))
+                last = status
+    finally:
+        projector.stop()
+
+
+def progress_line(status: list[ProjectionStatus]) -> str:
+    head = max((s.head for s in status), default=0)
+    parts = [f"{s.name} {s.position} (lag {s.lag})" + (f" {stopped_text(s.error, s.error_position, s.error_at)}"
+                                                       if s.error else "") for s in status]
+    return f"head {head}: " + ", ".join(parts)
+
+
+# -- rebuild, replay --------------------------------------------------------------
+
+
+class RebuildResult(msgspec.Struct, kw_only=True):
+    projections: list[str]
+    events: int
+    seconds: float
+    events_per_second: float
+
+
+def rebuild(feed: EventFeed, engine: sa.Engine, names: Iterable[str] = (), *,
+            page_size: int = PAGE_SIZE) -> RebuildResult:
+    """Fold the log again into new tables for the named projections (all when none named) and swap them in.
+
+    ValueError for an unknown name; RebuildFailed (the live read models unchanged) when it cannot.
+    """
+    projections = select(names)
+    started = time.perf_counter()
+    events = rebuilding.rebuild(feed, engine, projections, page_size=page_size)
+    seconds = time.perf_counter() - started
+    return RebuildResult(projections=[p.name for p in projections], events=events, seconds=seconds,
+                         events_per_second=events / seconds if seconds else 0.0)
+
+
+def portfolio_at(feed: EventFeed, account: str, *, position: int | None = None, as_of: datetime | None = None,
+                 recorded_at: datetime | None = None) -> AccountPortfolio | None:
+    """The account's portfolio folded afresh from the log up to a position, a business or a recorded time."""
+    models = replay(feed, position=position, as_of=as_of, recorded_at=recorded_at, projections=(PORTFOLIO,))
+    return account_portfolio(models.tables.rows, account)
+
+
+# -- health -----------------------------------------------------------------------
+
+
+class Health:
+    """The health report from the log head and the read models, also when either cannot be reached."""
+
+    def __init__(self, *, head: Callable[[], int], engine: sa.Engine, heartbeat_interval: float,
+                 clock: Clock) -> None:
+        self.head = head
+        self.engine = engine
+        self.heartbeat_interval = heartbeat_interval
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.last: HealthReport | None = None
+
+    def report(self, now: datetime | None = None) -> HealthReport:
+        now = now or self.clock()
+        head = self.store_head()
+        try:
+            return read_health(self.engine, head=head, now=now, heartbeat_interval=self.heartbeat_interval)
+        except SQLAlchemyError:
+            # The read models cannot be read: report what is known (readiness says why).
+            return assess(now=now, head=head, agent=AgentHealth(status="none"), projections=[],
+                          open_connections=None)
+
+    def recent(self, max_age: float) -> HealthReport:
+        """A report at most `max_age` seconds old (by the clock), so probes may poll hard.
+
+        The agent's status depends on the clock, so this cache is by age, not by log position.
+        """
+        now = self.clock()
+        with self.lock:
+            last = self.last
+            if last is None or not 0 <= (now - last.checked_at).total_seconds() < max_age:
+                last = self.last = self.report(now)
+            return last
+
+    def store_head(self) -> int | None:
+        """The log head, or None when the event store cannot be reached."""
+        try:
+            return self.head()
+        except Exception:  # noqa: BLE001 - any driver error means the same thing here: unreachable
+            logger.warning("the event store is unreachable", exc_info=True)
+            return None

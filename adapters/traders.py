@@ -1,0 +1,34 @@
+"""The trader factory: a `Trader` built from the settings, with this package's models, calendars and broker.
+
+The composition root hands it to the trading session and to `reproduce`, so
+the services never build their own collaborators.
+"""
+
+from __future__ import annotations
+
+from tradeledger.domain.broker import PaperBroker
+from tradeledger.adapters.calendars import sessions_for
+from tradeledger.adapters.models import build_predictor
+from tradeledger.domain.features import FeatureEngine
+from tradeledger.domain.risk import RiskLimits
+from tradeledger.domain.trader import MarketModel, Sizing, Trader
+from tradeledger.settings import Settings
+
+
+def build_trader(settings: Settings) -> Trader:
+    p, t, r = settings.predictor, settings.trading, settings.risk
+    sessions = sessions_for(settings.market.calendar)
+
+    def market_model() -> MarketModel:
+        predictor = build_predictor(p.name, seed=p.seed, fast=p.fast, slow=p.slow)
+        return MarketModel(FeatureEngine(fast=p.fast, slow=p.slow, sessions=sessions), predictor)
+
+    return Trader(
+        model_factory=market_model,
+        limits=RiskLimits(max_daily_loss_percent=r.max_daily_loss_percent,
+                          max_drawdown_percent=r.max_drawdown_percent,
+                          max_consecutive_losses=r.max_consecutive_losses, cooldown_candles=r.cooldown_candles,
+                          exit_on_drawdown=r.exit_on_drawdown),
+        sizing=Sizing(position_size=t.position_size, fee_rate=t.fee_rate, slippage_bps=t.slippage_bps),
+        broker=PaperBroker(fee_rate=t.fee_rate, slippage_bps=t.slippage_bps),
+    )

@@ -1,0 +1,70 @@
+"""The settings a trading decision depends on: recorded with every agent run, so a replay decides the same.
+
+`AgentRun.Started.decision_config` records them as the stores have from the start: dotted setting names
+to their text (`{"trading.fee_rate": "0.001", "risk.cooldown_candles": "3", ...}`). Each field's
+encoded name is its dotted setting name, so the struct reads and writes that shape directly. A
+setting added after stores were recorded has a default: the value every earlier run decided with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+Sections = Mapping[str, Mapping[str, Any]]  # settings as plain data: section -> name -> value
+
+
+class DecisionSettings(msgspec.Struct, frozen=True, kw_only=True):
+    predictor_name: str = msgspec.field(name="predictor.name")
+    predictor_seed: int = msgspec.field(name="predictor.seed")
+    predictor_fast: int = msgspec.field(name="predictor.fast")
+    predictor_slow: int = msgspec.field(name="predictor.slow")
+    fee_rate: Decimal = msgspec.field(name="trading.fee_rate")
+    slippage_bps: Decimal = msgspec.field(name="trading.slippage_bps")
+    position_size: Decimal = msgspec.field(name="trading.position_size")
+    max_daily_loss_percent: Decimal = msgspec.field(name="risk.max_daily_loss_percent")
+    max_drawdown_percent: Decimal = msgspec.field(name="risk.max_drawdown_percent")
+    max_consecutive_losses: int = msgspec.field(name="risk.max_consecutive_losses")
+    cooldown_candles: int = msgspec.field(name="risk.cooldown_candles")
+    # Added later: runs recorded before decided with these.
+    exit_on_drawdown: bool = msgspec.field(default=True, name="risk.exit_on_drawdown")
+    calendar: str = msgspec.field(default="24/7", name="market.calendar")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The dotted setting names, in field order."""
+        return tuple(f.encode_name for f in msgspec.structs.fields(cls))
+
+    @classmethod
+    def of(cls, sections: Sections) -> DecisionSettings:
+        """The decision settings among all settings."""
+        chosen = {}
+        for name in cls.names():
+            section, key = name.split(".")
+            chosen[name] = sections[section][key]
+        return msgspec.convert(chosen, cls, strict=False)
+
+    @classmethod
+    def from_recorded(cls, config: Mapping[str, str]) -> DecisionSettings:
+        """What a run recorded (`decision_config`); settings it predates take their defaults."""
+        return msgspec.convert(config, cls, strict=False)
+
+    def recorded(self) -> dict[str, str]:
+        """The shape `decision_config` records."""
+        return {name: str(value) for name, value in msgspec.to_builtins(self).items()}
+
+    def applied_to(self, sections: Sections) -> dict[str, dict[str, Any]]:
+        """All settings with these decision settings in place of theirs."""
+        replaced = {section: dict(values) for section, values in sections.items()}
+        for name, value in msgspec.to_builtins(self).items():
+            section, key = name.split(".")
+            replaced[section][key] = value
+        return replaced
+
+    def changes_from(self, recorded: DecisionSettings) -> dict[str, tuple[str, str]]:
+        """Setting name -> (recorded, now) for each that differs, compared as the text a run records."""
+        before, now = recorded.recorded(), self.recorded()
+        return {name: (before[name], now[name]) for name in now if before[name] != now[name]}
