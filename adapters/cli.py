@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import os
 import sys
@@ -16,26 +15,30 @@ import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 
 from tradeledger.adapters import database, eventlog
+from tradeledger.adapters import cli_books  # noqa: F401 - registers explain, journal, trial-balance
+from tradeledger.adapters import cli_download  # noqa: F401 - registers download
+from tradeledger.adapters import cli_log  # noqa: F401 - registers keys new, seal, prove
+from tradeledger.adapters import cli_reproduce
 from tradeledger.adapters.cli_format import describe_health, describe_portfolio
 from tradeledger.adapters.calendars import CalendarError
+from tradeledger.adapters.checkpoints import KeyFileError
 from tradeledger.adapters.cliargs import (BATCHES, COMMANDS, LIMITS, LOG_POSITIONS, PAGE_SIZES, PORTS, SECONDS,
-                                          UsageError, build_parser, command, fail, integer, json_file, new_file,
-                                          number, option, out_directory, utc_time)
+                                          UsageError, build_parser, command, fail, integer, key_value,
+                                          new_file, number, option, out_directory, strategy_spec, utc_time)
 from tradeledger.adapters.database import StoreUnavailable
+from tradeledger.adapters.exchange import ExchangeError
+from tradeledger.adapters.inputfile import input_file
 from tradeledger.adapters.marketdata import MarketDataError, load_candles
-from tradeledger.adapters.markets import MarketSettingsError, data_settings, feed_settings
+from tradeledger.adapters.markets import MarketSettingsError, data_settings
 from tradeledger.adapters.progress import Progress, stop_on_signals
 from tradeledger.adapters.composition import Composition
-from tradeledger.adapters.services import audit, backtest, readmodels
-from tradeledger.adapters.services.reproduce import reproduce
+from tradeledger.adapters.services import audit, backtest, readmodels, statement
 from tradeledger.adapters.services.trading import AgentError, run_live
+from tradeledger.adapters.strategies import StrategyError, StrategyMismatch, with_params
 from tradeledger.projections.rebuild import RebuildFailed
-from tradeledger.projections.registry import select
-from tradeledger.projections.replay import replay
 from tradeledger.settings import SettingsError, load_settings
 
 DEBUG = "TRADELEDGER_DEBUG"  # set to 1: an unexpected error also prints its traceback
-EXPORTED_PROJECTIONS = ("portfolio", "signals")  # the read models whose tables `export` writes
 
 
 def emit(args: argparse.Namespace, value: Any, text: str) -> None:
@@ -46,7 +49,18 @@ def emit(args: argparse.Namespace, value: Any, text: str) -> None:
 
 
 PREDICTOR = option("--predictor", metavar="NAME", help="ensemble, sma_cross, logistic or hoeffding_tree")
+STRATEGY = option("--strategy", type=strategy_spec, metavar="FILE.py:CLASS",
+                  help="decide with this user strategy instead of the predictor (docs/strategies.md; "
+                       "overrides strategy.path)")
+PARAM = option("--param", type=key_value, action="append", metavar="NAME=VALUE",
+               help="override a strategy parameter (repeatable; overrides strategy.params)")
 LIVE_DATA = option("--data", metavar="PATH", help="replay this candle file as if live instead of the synthetic market")
+LIVE_EXCHANGE = option("--exchange", metavar="NAME",
+                       help="trade this exchange's closed candles as they close (overrides exchange.name)")
+LIVE_SPEED = option("--speed", type=number(1, 1_000_000), metavar="N",
+                    help="the synthetic demo: N candle times per candle time, never ahead of the wall clock "
+                         "(overrides trading.speed, default 1)")
+LIVE_API_URL = option("--api-url", metavar="URL", help="the exchange's REST base URL (overrides exchange.api_url)")
 HOST = option("--host", metavar="HOST", help="listen address (overrides api.host, default 127.0.0.1)")
 PORT = option("--port", type=integer(*PORTS), metavar="PORT",
               help="listen port (overrides api.port; 0 picks a free one)")
@@ -80,16 +94,22 @@ def events(args: argparse.Namespace, container: Composition) -> int:
 
 @command(
     "verify", "check hash chains, ledger invariants and read models against a fresh fold; exit 0 only if all hold",
-    option("--seal", type=json_file(audit.Seal), metavar="FILE",
-           help="also check the stream heads recorded in a seal file"),
+    option("--checkpoint", type=cli_log.CHECKPOINT, metavar="FILE",
+           help="also check the log against this signed checkpoint (the Merkle tree, docs/log-format.md)"),
+    option("--public-key", type=cli_log.public_key_file, metavar="FILE",
+           help="the checkpoint's public key (default: audit.signing_key + .pub)"),
     reads="log and read models",
 )
 def verify(args: argparse.Namespace, container: Composition) -> int:
     readmodels.bulk_gc()
-    report = audit.verify_log(container.feed, seal=args.seal)
+    try:
+        tree_findings = cli_log.checkpoint_findings(args, container)
+    except KeyFileError as error:
+        return fail(args.command_name, str(error))
+    report = audit.verify_log(container.feed)
     checks, projection_findings = audit.verify_read_models(container.engine, container.feed)
-    report = audit.VerifyReport(ok=report.ok and not projection_findings, events=report.events,
-                                streams=report.streams, findings=[*report.findings, *projection_findings])
+    findings = [*tree_findings, *report.findings, *projection_findings]
+    report = audit.VerifyReport(ok=not findings, events=report.events, streams=report.streams, findings=findings)
     if report.ok:
         text = "\n".join([f"OK: {report.events} events in {report.streams} streams; hash chains and ledger "
                           "invariants hold; read models equal a fresh fold and reconcile",
@@ -103,29 +123,13 @@ def verify(args: argparse.Namespace, container: Composition) -> int:
 
 
 @command(
-    "seal", "export every stream's head hash (detects truncation later)",
-    option("--out", type=new_file, metavar="FILE", help="write the seal to FILE (in a directory that exists)"),
-)
-def seal(args: argparse.Namespace, container: Composition) -> int:
-    value = audit.make_seal(container.feed)
-    data = msgspec.json.format(msgspec.json.encode(value))
-    if args.out:
-        args.out.write_bytes(data)
-    emit(args, value, f"sealed {len(value.streams)} streams at position {value.head_position}"
-         + (f" -> {args.out}" if args.out else "\n" + data.decode()))
-    return 0
-
-
-@command(
     "reproduce", "re-run every recorded decision from the recorded candles and compare; exit 1 on divergence",
+    STRATEGY,
+    *cli_reproduce.OPTIONS,
     reads="log",
 )
 def reproduce_command(args: argparse.Namespace, container: Composition) -> int:
-    report = reproduce(container.feed, container.recorded_trader_factory())
-    text = (f"OK: {report.candles} candles replayed, {report.decisions} decisions reproduced exactly"
-            if report.ok else f"DIVERGED after {report.candles} candles: {report.divergence}")
-    emit(args, report, text)
-    return 0 if report.ok else 1
+    return cli_reproduce.reproduce_command(args, container)  # --all, --data, --with
 
 
 @command(
@@ -134,6 +138,8 @@ def reproduce_command(args: argparse.Namespace, container: Composition) -> int:
     option("--symbol", metavar="S", help="symbol (default: from the file name, e.g. ETH_BTC-5m.csv -> ETH/BTC)"),
     option("--timeframe", metavar="TF", help="timeframe (default: from the file name or the spacing)"),
     PREDICTOR,
+    STRATEGY,
+    PARAM,
     option("--batch", type=integer(*BATCHES), default=2000, metavar="N", help="ticks per transaction (default 2000)"),
     option("--verbose", action="store_true", help="list every gap and every bad row of the data report"),
 )
@@ -145,21 +151,27 @@ def backtest_command(args: argparse.Namespace, container: Composition) -> int:
         if line:
             print(line, file=sys.stderr)
     result = backtest.run(container.agent(settings), container.feed, data.candles, batch_size=args.batch,
-                          progress=Progress("backtest", len(data.candles)))
+                          progress=Progress("backtest", len(data.candles)), data=input_file(args.data))
     emit(args, msgspec.structs.replace(result, data=data.report), backtest.describe(result))
     return 0
 
 
 @command("agent", "run the agent alone on the paced feed until SIGINT/SIGTERM (scale-out process)",
          LIVE_DATA,
+         LIVE_EXCHANGE,
+         LIVE_API_URL,
+         LIVE_SPEED,
          PREDICTOR,
+         STRATEGY,
+         PARAM,
          json=False)
 def agent_command(args: argparse.Namespace, container: Composition) -> int:
     stop = stop_on_signals()
-    settings = feed_settings(container.settings, args.data)
+    exchange, settings = container.paced_settings(args.data)
     agent = container.agent(settings)
     agent.resume()
-    run_live(agent, settings, stop, data=args.data, components=("agent",))
+    run_live(agent, settings, stop, data=args.data, exchange=exchange, components=("agent",))
+    container.checkpoint_on_stop()
     return 0
 
 
@@ -173,7 +185,12 @@ def serve_command(args: argparse.Namespace, container: Composition) -> int:
 
 @command("run", "embedded: projections, the paced agent and the API/dashboard in one process until SIGINT/SIGTERM",
          LIVE_DATA,
+         LIVE_EXCHANGE,
+         LIVE_API_URL,
+         LIVE_SPEED,
          PREDICTOR,
+         STRATEGY,
+         PARAM,
          HOST,
          PORT,
          json=False)
@@ -273,25 +290,56 @@ def replay_command(args: argparse.Namespace, container: Composition) -> int:
     return 0
 
 
-@command("export", "write orders, fills, trades, signals, equity (read models, caught up) and the event log as "
-         "Parquet or CSV files",
+@command("export", "write the event log and every table folded from it (orders, fills, trades, signals, every "
+         "signal, equity, candles, journal lines, rejections, halts, the account) as Parquet or CSV files",
          option("--out", type=out_directory, required=True, metavar="DIR",
                 help="directory for the files (created if new; its parent must exist)"),
          option("--format", choices=("parquet", "csv"), default="parquet", help="file format (default parquet)"),
          reads="log")
 def export_command(args: argparse.Namespace, container: Composition) -> int:
+    from tradeledger.adapters.evidence import write_evidence
     from tradeledger.adapters.export import export  # polars is slow to import, and only this command needs it
 
     readmodels.bulk_gc()
-    # Read-only: the read models are folded afresh up to the head (what caught-up tables would hold), and
-    # the event log file stops at the same position.
-    head = container.feed.head()
-    models = replay(container.feed, position=head, projections=select(EXPORTED_PROJECTIONS))
-    log = itertools.takewhile(lambda record: record.position <= head, eventlog.records(container.feed))
-    written = export(models.tables.rows, args.out, args.format, log)
+    # Read-only and from the log alone: every table is folded afresh up to the head at the start.
+    written = export(container.feed, args.out, args.format, until=container.feed.head(),
+                     evidence=lambda out, _fmt, _files: write_evidence(container.feed, container.engine, out))
     emit(args, {name: str(path) for name, path in written.items()},
          "\n".join(f"{name}: {path}" for name, path in written.items()))
     return 0
+
+
+@command("statement", "an auditor's statement of the account as one self-contained HTML file (--pdf: and PDF); "
+         "exit 1 when verify or reproduce fails (the statement is written and says so)",
+         option("--out", type=new_file, required=True, metavar="FILE.html",
+                help="the HTML file to write (in a directory that exists)"),
+         option("--as-of", type=utc_time, metavar="T", help="cut the history at business time T, as replay --as-of"),
+         option("--account", metavar="NAME", help="the account (default: trading.account)"),
+         option("--pdf", action="store_true", help="also print FILE.pdf with Debian's headless chromium"),
+         reads="log")
+def statement_command(args: argparse.Namespace, container: Composition) -> int:
+    from tradeledger.adapters import pdf
+    from tradeledger.adapters.statement_html import render
+
+    try:
+        browser = pdf.chromium() if args.pdf else None
+        readmodels.bulk_gc()
+        drawn = statement.statement(
+            container.feed, container.recorded_trader_factory(), as_of=args.as_of, now=container.clock(),
+            account=args.account or container.settings.trading.account, database=_redacted_url(container),
+            store_id=statement.recorded_store_id(container.engine))
+        args.out.write_text(render(drawn), encoding="utf-8")
+        written = {"html": str(args.out)}
+        if browser is not None:
+            written["pdf"] = str(args.out.with_suffix(".pdf"))
+            pdf.print_pdf(args.out, args.out.with_suffix(".pdf"), browser)
+    except (pdf.PdfUnavailable, statement.NoAccount) as error:
+        return fail("statement", str(error))
+    ok = drawn.verify.ok and drawn.reproduce.ok
+    emit(args, {**written, "verify": drawn.verify.ok, "reproduce": drawn.reproduce.ok},
+         "\n".join([*(f"{kind}: {path}" for kind, path in written.items()),
+                    f"verify: {drawn.verify.summary}", f"reproduce: {drawn.reproduce.summary}"]))
+    return 0 if ok else 1
 
 
 @command("health", "agent, projections, store and connections; exit 0 healthy, 1 degraded, 2 unhealthy",
@@ -323,7 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings(getattr(args, "settings", None), overrides=overrides(args))
+        settings = with_params(load_settings(getattr(args, "settings", None), overrides=overrides(args)),
+                               getattr(args, "param", None))
     except SettingsError as error:
         print(f"tradeledger: invalid settings\n{error}", file=sys.stderr)  # every bad key, one per line
         return 2
@@ -332,7 +381,7 @@ def run(args: argparse.Namespace) -> int:
         if spec.reads is not None:
             database.check_store(settings.database.url, need_head=spec.reads == "log and read models")
         container = Composition(settings, read_only=spec.reads is not None)
-        if spec.reads is None:
+        if spec.reads is None and spec.store:
             container.migrate()  # the first thing that needs the database
     except SQLAlchemyError as error:
         # Exit 2 like any other unusable input; for `health` that is "unhealthy: store unreachable".
@@ -343,7 +392,11 @@ def run(args: argparse.Namespace) -> int:
     with container:
         try:
             return spec.handler(args, container)
-        except (AgentError, CalendarError, MarketDataError, MarketSettingsError) as error:
+        except StrategyMismatch as error:  # a finding (reproduce): the history was decided by other code
+            print(f"tradeledger {args.command_name}: {error}", file=sys.stderr)
+            return 1
+        except (AgentError, CalendarError, ExchangeError, KeyFileError, MarketDataError, MarketSettingsError,
+                StrategyError) as error:
             # The data is unusable, does not fit the settings, or the store's history cannot be continued
             # by this agent: say why, start nothing.
             return fail(args.command_name, str(error))
@@ -351,7 +404,10 @@ def run(args: argparse.Namespace) -> int:
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {"database.url": getattr(args, "database", None), "predictor.name": getattr(args, "predictor", None),
-            "api.host": getattr(args, "host", None), "api.port": getattr(args, "port", None)}
+            "api.host": getattr(args, "host", None), "api.port": getattr(args, "port", None),
+            "trading.speed": getattr(args, "speed", None),
+            "exchange.name": getattr(args, "exchange", None), "exchange.api_url": getattr(args, "api_url", None),
+            "strategy.path": getattr(args, "strategy", None)}
 
 
 if __name__ == "__main__":

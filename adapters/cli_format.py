@@ -13,12 +13,15 @@ def describe_portfolio(view: AccountPortfolio) -> str:
     marked = a.mark_time.isoformat() if a.mark_time else "no candle yet"
     lines = [
         f"account {a.account} ({a.quote_currency}), marked at {marked}",
-        f"  cash {a.cash}  equity {a.equity}  realised PnL {a.realised_pnl}  fees {a.fees}"
+        f"  cash {a.cash}  equity {a.equity}  gross PnL {a.realised_pnl}  fees {a.fees}  "
+        f"net PnL {a.realised_pnl - a.fees}"
         + (f"  HALTED by {a.halted_rule}: {a.halted_reason}" if a.halted else ""),
         *(f"  position {p.symbol}: {p.quantity} @ {p.average_price} (last {p.last_price}), "
           f"unrealised {p.unrealised_pnl}" for p in view.positions),
         *(f"  open order {o.order_id}: {o.side.value} {o.quantity} {o.symbol}" for o in view.open_orders),
-        f"  {len(view.trades)} closed trades, net PnL {sum((t.pnl for t in view.trades), Decimal(0))}",
+        f"  {len(view.trades)} closed trades: gross PnL {sum((t.pnl + t.fees for t in view.trades), Decimal(0))}"
+        f"  fees {sum((t.fees for t in view.trades), Decimal(0))}  net PnL "
+        f"{sum((t.pnl for t in view.trades), Decimal(0))}",
     ]
     return "\n".join(lines)
 

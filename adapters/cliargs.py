@@ -37,6 +37,7 @@ class Command(NamedTuple):
     options: tuple[tuple[tuple[str, ...], dict[str, Any]], ...]
     json: bool
     reads: Reads | None
+    store: bool = True  # False: the command uses no event store (nothing is opened or migrated)
 
 
 COMMANDS: dict[str, Command] = {}
@@ -47,11 +48,11 @@ def option(*flags: str, **kwargs: Any) -> tuple[tuple[str, ...], dict[str, Any]]
 
 
 def command(name: str, help: str, *options: tuple[tuple[str, ...], dict[str, Any]], json: bool = True,
-            reads: Reads | None = None) -> Callable[[Handler], Handler]:
+            reads: Reads | None = None, store: bool = True) -> Callable[[Handler], Handler]:
     """Register a subcommand ("db upgrade" nests) with its argparse options next to its handler."""
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(handler, help, options, json, reads)
+        COMMANDS[name] = Command(handler, help, options, json, reads, store)
         return handler
 
     return register
@@ -168,6 +169,32 @@ def json_file(decoded: type) -> Callable[[str], object]:
             raise argparse.ArgumentTypeError(f"{text} is not a {decoded.__name__} file: {error}") from None
 
     return parse
+
+
+def strategy_spec(text: str) -> str:
+    """An argparse type: FILE.py:ClassName (whether both exist is checked when the strategy is loaded)."""
+    path, _, name = text.rpartition(":")
+    if not path.endswith(".py") or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected FILE.py:ClassName, got {text}")
+    return text
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """An argparse type: NAME=VALUE (`--param fast=12`); the value is converted where NAME is known."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier() or not value.strip() or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE such as fast=12, got {text}")
+    return name.strip(), value.strip()
+
+
+def setting_value(text: str) -> tuple[str, str]:
+    """An argparse type: SECTION.KEY=VALUE (`--with trading.fee_rate=0.002`); the value is checked where the key is."""
+    key, sep, value = text.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not section.isidentifier() or not name.isidentifier() or not value.strip() \
+            or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"expected SECTION.KEY=VALUE such as trading.fee_rate=0.002, got {text}")
+    return key.strip(), value.strip()
 
 
 def fail(command: str, message: str) -> int:

@@ -18,17 +18,22 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from tradeledger.adapters import database
+from tradeledger.adapters.checkpoints import load_private_key
 from tradeledger.adapters.lease import Lease, lease_for
-from tradeledger.adapters.services.trading import TradingSession, recorded_settings, run_live
+from tradeledger.adapters.services.trading import TradingSession, recorded_decisions, recorded_settings, run_live
+from tradeledger.adapters.strategies import Strategy, refuse_other_strategy, resolved
 from tradeledger.adapters.traders import build_trader
 from tradeledger.adapters.services.queries import ReadModelQueries
 from tradeledger.adapters.eventlog import EventLog
+from tradeledger.adapters.exchange import Exchange, ExchangeError
 from tradeledger.adapters.eventstore import LedgerStore, open_store
 from tradeledger.adapters.healthfile import HealthFile
+from tradeledger.adapters.livefeed import live_settings
 from tradeledger.adapters.markets import feed_settings
 from tradeledger.adapters.services.control import Control
 from tradeledger.adapters.services.gateway import GatewaySessions
 from tradeledger.adapters.services.housekeeping import DeadGateways
+from tradeledger.adapters.services.notary import Notary
 from tradeledger.adapters.services.ports import Clock, utcnow
 from tradeledger.adapters.services.readmodels import Health, run_projector
 from tradeledger.adapters.supervisor import Failure, Supervisor
@@ -39,6 +44,7 @@ from tradeledger.projections.runner import PAGE_SIZE, ProjectionRunner, Projecti
 from tradeledger.settings import Settings
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from litestar import Litestar
 
     from tradeledger.adapters.telegram.bot import TelegramBot, Tuning
@@ -88,6 +94,27 @@ class Composition:
         return Health(head=self.feed.head, engine=self.engine,
                       heartbeat_interval=self.settings.agent.heartbeat_interval, clock=self.clock)
 
+    def signing_key(self) -> Ed25519PrivateKey | None:
+        """The notary's key from `audit.signing_key` (None when unset); KeyFileError when it is unusable."""
+        path = self.settings.audit.signing_key
+        return None if path is None else load_private_key(path)
+
+    @cached_property
+    def notary(self) -> Notary:
+        audit = self.settings.audit
+        return Notary(self.feed, self.engine, key=self.signing_key, every=audit.checkpoint_every,
+                      directory=audit.checkpoint_dir, clock=self.clock)
+
+    def checkpoint_on_stop(self) -> None:
+        """A clean stop is sealed: the tree brought to the head and signed (when a key is configured)."""
+        if self.settings.audit.signing_key is not None:
+            self.notary.checkpoint()
+
+    def housekeeping(self) -> None:
+        """What the projector runs each round besides the projections: dead gateways, the Merkle tree."""
+        self.dead_gateways.close()
+        self.notary.advance()
+
     @cached_property
     def dead_gateways(self) -> DeadGateways:
         return DeadGateways(self.store, self.engine, clock=self.clock)
@@ -105,7 +132,7 @@ class Composition:
                       page_size: int = PAGE_SIZE) -> None:
         """The runner (writing the health file on progress) with housekeeping, until `stop` is set."""
         run_projector(self.runner(page_size=page_size, on_progress=self.health_file()), stop=stop, report=report,
-                      every=every, housekeeping=self.dead_gateways.close)
+                      every=every, housekeeping=self.housekeeping)
 
     def lease(self) -> Lease:
         """A new handle on the store's agent lease (one per holder: it is not shared between threads)."""
@@ -115,16 +142,41 @@ class Composition:
     def control(self) -> Control:
         return Control(self.feed, self.lease, self.settings.trading.account)
 
-    def trader_factory(self, settings: Settings) -> Callable[[], Trader]:
-        return lambda: build_trader(settings)
+    def exchange(self) -> Exchange:
+        """A client of `exchange.name` (no network until it is used); ExchangeError when none is set."""
+        e = self.settings.exchange
+        if e.name is None:
+            raise ExchangeError("no exchange: set exchange.name (e.g. binance) or pass --exchange")
+        return Exchange(e.name, api_url=e.api_url, timeout=e.timeout, retries=e.retries)
+
+    def paced_settings(self, data: str | None) -> tuple[Exchange | None, Settings]:
+        """The exchange a paced agent trades (None: a file with `data`, else the synthetic market) and the
+        settings for it; with an exchange, its markets are loaded here (ExchangeError when it cannot be)."""
+        if data is None and self.settings.exchange.name is not None:
+            exchange = self.exchange()
+            return exchange, live_settings(self.settings, exchange)
+        return None, feed_settings(self.settings, data)
+
+    def trader_factory(self, settings: Settings, strategy: Strategy | None = None) -> Callable[[], Trader]:
+        """New traders; the user strategy of `strategy.path` is loaded here unless it is given loaded."""
+        if strategy is None:
+            strategy, settings = resolved(settings)
+        return lambda: build_trader(settings, strategy)
 
     def agent(self, settings: Settings) -> TradingSession:
-        """The trading session (not resumed yet: `resume()` takes the lease and replays the log)."""
-        return TradingSession(self.feed, settings, self.trader_factory(settings), self.lease(), clock=self.clock)
+        """The trading session (not resumed yet: `resume()` takes the lease and replays the log). A user
+        strategy is loaded here, once, and its identity goes into the session's settings (recorded, and
+        compared with the store's history on resume); StrategyError when it cannot be used."""
+        strategy, settings = resolved(settings)
+        return TradingSession(self.feed, settings, self.trader_factory(settings, strategy), self.lease(),
+                              clock=self.clock)
 
     def recorded_trader_factory(self) -> Callable[[], Trader]:
-        """New traders with the decision settings the store's first run recorded (for reproducing it)."""
-        return self.trader_factory(recorded_settings(self.feed, self.settings))
+        """New traders with the decision settings the store's first run recorded (for reproducing it);
+        StrategyMismatch when the strategy given is not the one that decided the history."""
+        strategy, settings = resolved(recorded_settings(self.feed, self.settings))
+        refuse_other_strategy(recorded_decisions(self.feed), strategy, settings)
+        return self.trader_factory(settings, strategy)
 
     # -- entrypoints ----------------------------------------------------------------
 
@@ -186,13 +238,13 @@ class Composition:
         A component that dies sets `stop`: the others stop cleanly and its failure is returned (None after
         a normal stop). OSError when the API cannot listen.
         """
-        settings = feed_settings(self.settings, data)
+        exchange, settings = self.paced_settings(data)
         agent = self.agent(settings)
         agent.resume()  # before any thread: an agent that cannot continue the history starts nothing
         supervisor = Supervisor(stop)
         supervisor.start("projections", lambda: self.run_projector(
             stop=stop, every=RUN_HOUSEKEEPING_SECONDS, report=lambda _line: None))
-        supervisor.start("agent", lambda: run_live(agent, settings, stop, data=data,
+        supervisor.start("agent", lambda: run_live(agent, settings, stop, data=data, exchange=exchange,
                                                    components=("agent", "projections", "api")))
         if self.settings.telegram.token is not None:
             bot = self.telegram_bot()
@@ -203,6 +255,7 @@ class Composition:
             stop.set()
             supervisor.join()  # the agent finishes its tick and records Stopped
             self.runner().catch_up()  # the read models include every Stopped just recorded
+            self.checkpoint_on_stop()
         return supervisor.failure
 
     def close(self) -> None:

@@ -114,12 +114,13 @@ def current_topic(topic: str) -> str:
 @lru_cache(maxsize=None)
 def state_decoder(event_class: type) -> msgspec.json.Decoder[Any]:
     hints = typing.get_type_hints(event_class)
+    # A field with a default was added after some events were stored: those decode with the default.
     fields = [
-        (name, hints[name])
-        for name in (f.name for f in dataclasses.fields(event_class))
-        if name not in _ENVELOPE_FIELDS
+        (f.name, hints[f.name]) if f.default is dataclasses.MISSING else (f.name, hints[f.name], f.default)
+        for f in dataclasses.fields(event_class)
+        if f.name not in _ENVELOPE_FIELDS
     ]
-    return msgspec.json.Decoder(msgspec.defstruct(f"{event_class.__name__}State", fields))
+    return msgspec.json.Decoder(msgspec.defstruct(f"{event_class.__name__}State", fields, kw_only=True))
 
 
 class ChainedMapper(Mapper[UUID]):

@@ -1,36 +1,54 @@
-"""`tradeledger export`: orders, fills, trades, signals, the equity curve and the event log as Parquet or CSV files.
+"""`tradeledger export`: the log and everything folded from it, as Parquet or CSV files, one per table.
+
+Built from the log alone, in one pass up to one position (the head when the
+export starts): the event log itself (`events`), the read models folded afresh
+in memory (`orders`, `fills`, `trades`, the latest `signals` per market,
+`equity`; the read-model tables are never read, so stale or empty ones do not
+matter), and the tables no read model keeps (`adapters/export_rows.py`):
+every signal (`signal_history`), the `candles`, the `journal` lines,
+`rejections`, `halts` (and resumes) and the `account` (opening balance and
+totals). docs/audit.md lists every column.
 
 Amounts keep every digit: Parquet gets decimal128(38, s) with the largest
 scale found in the column; CSV writes those decimals in full. Times are UTC.
-Nested values (signal features, ensemble members, event data) are JSON text.
+Nested values (signal features, ensemble members, halt metrics, event data)
+are JSON text.
 
 Both clocks: `events` has each event's business time (`at`) and recorded time
-(`recorded_at`, the wall clock at append); the rows that name the log position
-that made them (fills, signals) get that event's `recorded_at` as a column too.
+(`recorded_at`, the wall clock at append); every row that names the log
+position that made it has that event's `recorded_at` as a column too (an
+order: the position of its `OrderPlaced`; its business time is `placed_at`).
 """
 
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
 import polars as pl
 
-from tradeledger.adapters.eventlog import EventRecord
+from tradeledger.adapters.eventlog import to_record
+from tradeledger.adapters.export_rows import (AccountTotalsRow, CandleRow, HaltRow, JournalLineRow, LogRows,
+                                              RejectionRow, SignalLogRow)
+from tradeledger.projections.portfolio import PORTFOLIO
 from tradeledger.projections.portfolio_rows import EQUITY, FILLS, ORDERS, TRADES
-from tradeledger.projections.rows import RowSource, RowTable
-from tradeledger.projections.signals import SIGNALS
+from tradeledger.projections.replay import ReadModels, pages
+from tradeledger.projections.rows import RowTable
+from tradeledger.projections.runner import EventFeed
+from tradeledger.projections.signals import SIGNALS, SIGNALS_PROJECTION
 
 Format = Literal["parquet", "csv"]
-EXPORTS: dict[str, RowTable[Any]] = {"orders": ORDERS, "fills": FILLS, "trades": TRADES, "signals": SIGNALS,
-                                     "equity": EQUITY}
+# Called last, once every table is written: adds the evidence files (and their manifest); what it wrote, by name.
+Evidence = Callable[[Path, Format, dict[str, Path]], dict[str, Path]]
+READ_MODELS: dict[str, RowTable[Any]] = {"orders": ORDERS, "fills": FILLS, "trades": TRADES, "signals": SIGNALS,
+                                         "equity": EQUITY}
 SCALAR_TYPES: dict[type, pl.DataType] = {
     str: pl.String(), int: pl.Int64(), float: pl.Float64(), bool: pl.Boolean(), date: pl.Date(),
     datetime: pl.Datetime("us", "UTC"), UUID: pl.String(),
@@ -41,38 +59,53 @@ EVENT_SCHEMA = {"position": pl.Int64(), "stream": pl.String(), "version": pl.Int
                 "at": UTC_TIME, "recorded_at": UTC_TIME, "data": pl.String()}
 
 
-def export(rows: RowSource[Any], out: Path, fmt: Format, log: Iterable[EventRecord]) -> dict[str, Path]:
-    """Write one file per read model (its rows from `rows`) and one of the event log `log`; the path of each."""
+def export(feed: EventFeed, out: Path, fmt: Format, *, until: int, evidence: Evidence | None = None
+           ) -> dict[str, Path]:
+    """Write every table folded from the log up to position `until`, one file each; the path of each by name."""
     out.mkdir(exist_ok=True)
-    events = events_frame(log)
-    recorded = events.select("position", "recorded_at")
-    frames = {}
-    for name, table in EXPORTS.items():
-        frame = to_frame(table, rows(table))
-        if "position" in frame.columns:
-            frame = frame.join(recorded, on="position", how="left", maintain_order="left")
-        frames[name] = frame
-    frames["events"] = events
-    written = {}
-    for name, frame in frames.items():
-        path = written[name] = out / f"{name}.{fmt}"
-        if fmt == "parquet":
-            frame.write_parquet(path)
-        else:
-            frame.write_csv(path)
+    models, logged, events = ReadModels((PORTFOLIO, SIGNALS_PROJECTION)), LogRows(), []
+    for page in pages(feed, until=until):
+        models.apply(page)
+        logged.apply(page)
+        events.extend(event_row(recorded) for recorded in page)
+    frames = {name: to_frame(table.row, models.tables.rows(table)) for name, table in READ_MODELS.items()}
+    frames |= {
+        "signal_history": to_frame(SignalLogRow, logged.signals), "candles": to_frame(CandleRow, logged.candles),
+        "journal": to_frame(JournalLineRow, logged.journal), "rejections": to_frame(RejectionRow, logged.rejections),
+        "halts": to_frame(HaltRow, logged.halts),
+        "account": to_frame(AccountTotalsRow, logged.account_rows(models.tables.rows, until)),
+    }
+    frames["events"] = pl.DataFrame(events, schema=EVENT_SCHEMA, orient="row")
+    placed = pl.DataFrame({"order_id": [str(o) for o in logged.placed], "position": list(logged.placed.values())},
+                          schema={"order_id": pl.String(), "position": pl.Int64()})
+    frames["orders"] = frames["orders"].join(placed, on="order_id", how="left", maintain_order="left")
+    recorded = frames["events"].select("position", "recorded_at")
+    for name in ("orders", "fills", "signals"):  # read-model rows that name their event: give them its recorded time
+        frames[name] = frames[name].join(recorded, on="position", how="left", maintain_order="left")
+    written = {name: write(frame, out / f"{name}.{fmt}", fmt) for name, frame in frames.items()}
+    if evidence is not None:
+        written |= evidence(out, fmt, written)
     return written
 
 
-def events_frame(log: Iterable[EventRecord]) -> pl.DataFrame:
-    rows = [(r.position, r.stream, r.version, r.type, r.at, r.recorded_at, msgspec.json.encode(r.data).decode())
-            for r in log]
-    return pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row")
+def write(frame: pl.DataFrame, path: Path, fmt: Format) -> Path:
+    if fmt == "parquet":
+        frame.write_parquet(path)
+    else:
+        frame.write_csv(path)
+    return path
 
 
-def to_frame(table: RowTable[Any], rows: list[Any]) -> pl.DataFrame:
+def event_row(recorded: Any) -> tuple[Any, ...]:
+    r = to_record(recorded)
+    return r.position, r.stream, r.version, r.type, r.at, r.recorded_at, msgspec.json.encode(r.data).decode()
+
+
+def to_frame(row: type[msgspec.Struct], rows: list[Any]) -> pl.DataFrame:
+    """One column per field of the row struct, typed from its hints (decimals exact, nested values as JSON)."""
     data = msgspec.to_builtins(rows, builtin_types=(datetime, date, Decimal))
-    hints = {name: _scalar(hint) for name, hint in typing.get_type_hints(table.row).items()}
-    schema = {name: column_type(hints[name], [r[name] for r in data]) for name in table.row.__struct_fields__}
+    hints = {name: _scalar(hint) for name, hint in typing.get_type_hints(row).items()}
+    schema = {name: column_type(hints[name], [r[name] for r in data]) for name in row.__struct_fields__}
     nested = [name for name in schema if _is_nested(hints[name])]
     for row in data:
         for name in nested:

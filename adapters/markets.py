@@ -14,11 +14,12 @@ resolved ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
 from tradeledger.adapters.calendars import sessions_for
+from tradeledger.adapters.exchange import MarketRules
 from tradeledger.adapters.marketdata import MarketData, load_candles
 from tradeledger.settings import Settings
 
@@ -61,6 +62,22 @@ def market_settings(settings: Settings, symbols: Iterable[str], calendar: str | 
                                       quote_currency=quote_currency(settings.trading.quote_currency, symbols))
     market = msgspec.structs.replace(settings.market, calendar=calendar or sessions_for(settings.market.calendar).name)
     return msgspec.structs.replace(settings, trading=trading, market=market)
+
+
+def with_exchange_rules(settings: Settings, rules: Mapping[str, MarketRules]) -> Settings:
+    """`settings` trading under the exchange's rules for these symbols: each `market.*` rule left unset
+    becomes the exchange's, by symbol, and (`exchange.use_market_fee`) the fee rate the market's taker fee
+    (the highest of the symbols', when they differ)."""
+    market = settings.market
+    stated = {name: {symbol: getattr(rule, name) for symbol, rule in rules.items() if getattr(rule, name)}
+              for name in ("amount_step", "price_step", "min_amount", "min_notional")}
+    market = msgspec.structs.replace(market, **{name: by_symbol or None for name, by_symbol in stated.items()
+                                                if getattr(market, name) is None})
+    trading = settings.trading
+    fees = [rule.taker_fee for rule in rules.values() if rule.taker_fee is not None]
+    if settings.exchange.use_market_fee and fees:
+        trading = msgspec.structs.replace(trading, fee_rate=max(fees))
+    return msgspec.structs.replace(settings, market=market, trading=trading)
 
 
 def data_settings(settings: Settings, data: MarketData) -> Settings:

@@ -12,11 +12,12 @@ from eventsourcing.utils import get_topic, register_topic
 
 from tradeledger.domain.account import Account
 from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.checkpoint import Checkpoint
 from tradeledger.domain.control import ControlCommand
 from tradeledger.domain.gateway import Gateway
 from tradeledger.domain.market import Market
 
-AGGREGATES = (Account, Market, AgentRun, Gateway, ControlCommand)
+AGGREGATES = (Account, Market, AgentRun, Gateway, ControlCommand, Checkpoint)
 NAMESPACE = "tradeledger."
 
 

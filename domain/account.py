@@ -20,11 +20,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import msgspec
 from eventsourcing.domain import Aggregate
 
 from tradeledger.domain import errors, ids
 from tradeledger.domain.aggregate import LedgerAggregate
+from tradeledger.domain.orders import FillBasis, Order, OrderBasis, Position
 from tradeledger.domain.values import JournalLine, OrderType, Side, require_utc
 
 # Money is rounded once, here, so every posting is exact and the journal balances.
@@ -46,24 +46,6 @@ def position_account(symbol: str) -> str:
     return f"position:{symbol}"
 
 
-class Order(msgspec.Struct, kw_only=True):
-    order_id: UUID
-    symbol: str
-    side: Side
-    quantity: Decimal
-    placed_at: datetime
-    status: str = "open"
-
-
-class Position(msgspec.Struct, kw_only=True):
-    quantity: Decimal = Decimal(0)
-    cost: Decimal = Decimal(0)
-
-    @property
-    def average_price(self) -> Decimal:
-        return self.cost / self.quantity if self.quantity else Decimal(0)
-
-
 class Account(LedgerAggregate):
     class Opened(Aggregate.Created):
         name: str
@@ -79,6 +61,7 @@ class Account(LedgerAggregate):
         order_type: OrderType
         signal_ref: str
         reason: str
+        basis: OrderBasis | None = None  # None when recorded before 0.3
 
         def apply(self, account: Account) -> None:
             account.orders[self.order_id] = Order(
@@ -106,6 +89,7 @@ class Account(LedgerAggregate):
         realised_pnl: Decimal
         filled_at: datetime
         journal: tuple[JournalLine, ...]
+        basis: FillBasis | None = None  # None when recorded before 0.3
 
         def apply(self, account: Account) -> None:
             account.orders.pop(self.order_id)
@@ -210,6 +194,7 @@ class Account(LedgerAggregate):
         at: datetime,
         signal_ref: str = "",
         reason: str = "",
+        basis: OrderBasis | None = None,
     ) -> UUID:
         if quantity <= 0:
             raise errors.InvalidValue("quantity", quantity, "must be > 0")
@@ -231,6 +216,7 @@ class Account(LedgerAggregate):
             order_type=OrderType.MARKET,
             signal_ref=signal_ref,
             reason=reason,
+            basis=basis,
             timestamp=require_utc("at", at),
         )
         return new_id
@@ -246,7 +232,8 @@ class Account(LedgerAggregate):
         )
 
     def fill_order(
-        self, order_id: UUID, *, price: Decimal, quantity: Decimal, fee: Decimal, at: datetime
+        self, order_id: UUID, *, price: Decimal, quantity: Decimal, fee: Decimal, at: datetime,
+        basis: FillBasis | None = None,
     ) -> Decimal:
         """Fill an open order; returns the realised PnL (before fees) the fill closed."""
         order = self.open_order(order_id)
@@ -267,6 +254,7 @@ class Account(LedgerAggregate):
             realised_pnl=pnl,
             filled_at=at,
             journal=journal,
+            basis=basis,
             timestamp=at,
         )
         return pnl

@@ -8,6 +8,7 @@ from eventsourcing.domain import Aggregate
 
 from tradeledger.domain import errors
 from tradeledger.domain.aggregate import LedgerAggregate
+from tradeledger.domain.decisions import digest_of
 from tradeledger.domain.ids import agent_run_id
 from tradeledger.domain.values import require_utc
 
@@ -21,11 +22,26 @@ class AgentRun(LedgerAggregate):
         components: tuple[str, ...]
         model: str
         decision_config: dict[str, str]
+        # Added in 0.3 with defaults (older runs decode with them, and verify skips what they lack): the
+        # SHA-256 of `decision_config` (`decisions.digest_of`; `config_digest` covers every public setting,
+        # which the event does not hold), and for a backtest or file replay the input file's name and SHA-256.
+        decision_digest: str = ""
+        data_file: str = ""
+        data_sha256: str = ""
 
     class Heartbeat(Aggregate.Event):
+        """`feed_lag`: seconds from the last candle's close to the feed's now (the exchange's clock for an
+        exchange). Added in 0.3 with defaults (older heartbeats decode with them): the feed's source
+        (`binance`, `SYNTHETIC`, `file:NAME`), its state as the agent judged it (`live`, `lagging`,
+        `down`), the last candle's close and how often the feed reconnected."""
+
         at: datetime
         candles_processed: int
         feed_lag: float
+        feed_source: str = ""
+        feed_state: str = ""
+        last_candle_at: datetime | None = None
+        reconnects: int = 0
 
         def apply(self, run: AgentRun) -> None:
             run.last_heartbeat = self.at
@@ -46,6 +62,9 @@ class AgentRun(LedgerAggregate):
         components: tuple[str, ...],
         model: str,
         decision_config: dict[str, str],
+        decision_digest: str = "",
+        data_file: str = "",
+        data_sha256: str = "",
     ) -> None:
         self.host = host
         self.pid = pid
@@ -66,8 +85,11 @@ class AgentRun(LedgerAggregate):
         model: str,
         decision_config: dict[str, str],
         at: datetime,
+        data_file: str = "",
+        data_sha256: str = "",
     ) -> AgentRun:
-        """`decision_config` holds every setting a decision depends on, so a replay can use the same."""
+        """`decision_config` holds every setting a decision depends on, so a replay can use the same;
+        `data_file` and `data_sha256` name the candle file a backtest or file replay reads."""
         return cls._create(
             cls.Started,
             id=agent_run_id(key),
@@ -78,14 +100,19 @@ class AgentRun(LedgerAggregate):
             components=components,
             model=model,
             decision_config=decision_config,
+            decision_digest=digest_of(decision_config),
+            data_file=data_file,
+            data_sha256=data_sha256,
             timestamp=require_utc("at", at),
         )
 
-    def beat(self, *, at: datetime, candles_processed: int, feed_lag: float) -> None:
+    def beat(self, *, at: datetime, candles_processed: int, feed_lag: float, feed_source: str = "",
+             feed_state: str = "", last_candle_at: datetime | None = None, reconnects: int = 0) -> None:
         self._require_running()
         at = require_utc("at", at)
         self.trigger_event(
-            self.Heartbeat, at=at, candles_processed=candles_processed, feed_lag=feed_lag, timestamp=at
+            self.Heartbeat, at=at, candles_processed=candles_processed, feed_lag=feed_lag, feed_source=feed_source,
+            feed_state=feed_state, last_candle_at=last_candle_at, reconnects=reconnects, timestamp=at,
         )
 
     def stop(self, *, reason: str, clean: bool, at: datetime) -> None:

@@ -2,34 +2,45 @@
 
 Buys pay `slippage_bps` above the open, sells receive that much below; the fee
 is `fee_rate` of the traded value. A buy that the cash no longer covers at the
-fill price is filled for the largest affordable quantity, or not at all.
+fill price is filled for the largest affordable quantity, or not at all. With
+a market's rules (`domain.marketrules`) the fill price is rounded to its price
+step against the trader and a reduced buy to its amount step, and a buy the cash
+covers only below its minimums is not filled.
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
 
-from tradeledger.domain.account import Order, money
-from tradeledger.domain.trader import QUANTITY_QUANTUM, Fill
+from tradeledger.domain.account import money
+from tradeledger.domain.marketrules import RulesFor, no_rules
+from tradeledger.domain.orders import QUANTITY_QUANTUM, FillBasis, Order
+from tradeledger.domain.trader import Fill
 from tradeledger.domain.values import Candle, Side
 
 PRICE_QUANTUM = Decimal("1e-10")
 
 
 class PaperBroker:
-    def __init__(self, *, fee_rate: Decimal, slippage_bps: Decimal) -> None:
+    def __init__(self, *, fee_rate: Decimal, slippage_bps: Decimal, rules: RulesFor = no_rules) -> None:
         self.fee_rate = fee_rate
+        self.rules = rules  # the markets' steps and minimums (domain.marketrules)
+        self.slippage_bps = slippage_bps
         self.slippage = slippage_bps / 10_000
 
     def fill(self, order: Order, candle: Candle, cash: Decimal) -> Fill | None:
         direction = 1 if order.side is Side.BUY else -1
-        price = (candle.open * (1 + direction * self.slippage)).quantize(PRICE_QUANTUM)
+        rules = self.rules(order.symbol)
+        price = rules.price((candle.open * (1 + direction * self.slippage)).quantize(PRICE_QUANTUM), order.side)
         quantity = order.quantity
         if order.side is Side.BUY:
-            quantity = min(quantity, self.affordable(cash, price))
-            if quantity <= 0:
+            quantity = min(quantity, rules.amount(self.affordable(cash, price)))
+            # Less than the exchange's minimum is what the cash covers: the exchange would refuse that order.
+            if quantity <= 0 or rules.refusal(order.symbol, quantity, price) is not None:
                 return None
-        return Fill(price=price, quantity=quantity, fee=money(price * quantity * self.fee_rate))
+        return Fill(price=price, quantity=quantity, fee=money(price * quantity * self.fee_rate),
+                    basis=FillBasis(open=candle.open, slippage_bps=self.slippage_bps, fee_rate=self.fee_rate,
+                                    price_step=rules.price_step))
 
     def affordable(self, cash: Decimal, price: Decimal) -> Decimal:
         quantity = (cash / (price * (1 + self.fee_rate))).quantize(QUANTITY_QUANTUM, rounding=ROUND_DOWN)

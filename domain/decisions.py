@@ -8,13 +8,17 @@ setting added after stores were recorded has a default: the value every earlier 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 
+UNSET = "unset"  # how a rule left out of a recording is shown
 Sections = Mapping[str, Mapping[str, Any]]  # settings as plain data: section -> name -> value
+Rule = Decimal | dict[str, Decimal] | None  # a market rule: for every symbol, by symbol, or none
 
 
 class DecisionSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,6 +36,17 @@ class DecisionSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Added later: runs recorded before decided with these.
     exit_on_drawdown: bool = msgspec.field(default=True, name="risk.exit_on_drawdown")
     calendar: str = msgspec.field(default="24/7", name="market.calendar")
+    # The market's trading rules (domain.marketrules), one value or one per symbol; None: no such rule.
+    amount_step: Rule = msgspec.field(default=None, name="market.amount_step")
+    price_step: Rule = msgspec.field(default=None, name="market.price_step")
+    min_amount: Rule = msgspec.field(default=None, name="market.min_amount")
+    min_notional: Rule = msgspec.field(default=None, name="market.min_notional")
+    # A user strategy's identity (docs/strategies.md): the SHA-256 of its file, its name and version, and
+    # every parameter's value as text. None (left out of the recording): the built-in predictor decided.
+    strategy_digest: str | None = msgspec.field(default=None, name="strategy.digest")
+    strategy_name: str | None = msgspec.field(default=None, name="strategy.name")
+    strategy_version: str | None = msgspec.field(default=None, name="strategy.version")
+    strategy_params: dict[str, str] | None = msgspec.field(default=None, name="strategy.params")
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -50,21 +65,32 @@ class DecisionSettings(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_recorded(cls, config: Mapping[str, str]) -> DecisionSettings:
         """What a run recorded (`decision_config`); settings it predates take their defaults."""
-        return msgspec.convert(config, cls, strict=False)
+        # A rule by symbol is recorded as JSON text (`recorded`).
+        decoded = {name: json.loads(text) if text.startswith("{") else text for name, text in config.items()}
+        return msgspec.convert(decoded, cls, strict=False)
 
     def recorded(self) -> dict[str, str]:
-        """The shape `decision_config` records."""
-        return {name: str(value) for name, value in msgspec.to_builtins(self).items()}
+        """The shape `decision_config` records; an unset rule is left out, as runs before it recorded."""
+        return {name: json.dumps(value, sort_keys=True) if isinstance(value, dict) else str(value)
+                for name, value in msgspec.to_builtins(self).items() if value is not None}
 
     def applied_to(self, sections: Sections) -> dict[str, dict[str, Any]]:
         """All settings with these decision settings in place of theirs."""
         replaced = {section: dict(values) for section, values in sections.items()}
         for name, value in msgspec.to_builtins(self).items():
             section, key = name.split(".")
-            replaced[section][key] = value
+            replaced.setdefault(section, {})[key] = value
         return replaced
 
     def changes_from(self, recorded: DecisionSettings) -> dict[str, tuple[str, str]]:
         """Setting name -> (recorded, now) for each that differs, compared as the text a run records."""
         before, now = recorded.recorded(), self.recorded()
-        return {name: (before[name], now[name]) for name in now if before[name] != now[name]}
+        return {name: (before.get(name, UNSET), now.get(name, UNSET)) for name in self.names()
+                if before.get(name) != now.get(name)}
+
+
+def digest_of(decision_config: Mapping[str, str]) -> str:
+    """SHA-256 (hex) of a recorded `decision_config`: its JSON with sorted keys, no spaces, non-ASCII escaped
+    as \\uXXXX (Python's `json.dumps(config, sort_keys=True, separators=(",", ":"))`; docs/audit.md)."""
+    text = json.dumps(dict(decision_config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

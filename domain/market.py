@@ -44,6 +44,9 @@ class Market(LedgerAggregate):
         features_used: tuple[str, ...]
         feature_values: dict[str, float]
         individual_predictions: tuple[MemberPrediction, ...]
+        # Added in 0.3 (older signals decode with ""): why a user strategy failed on this candle, which
+        # then records hold (docs/strategies.md).
+        error: str = ""
 
         def apply(self, market: Market) -> None:
             market.last_signal_time = self.candle_time
@@ -114,6 +117,7 @@ class Market(LedgerAggregate):
             features_used=features_used,
             feature_values=feature_values,
             individual_predictions=decision.members,
+            error=decision.error,
             timestamp=self.modified_on,
         )
 

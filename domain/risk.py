@@ -21,6 +21,8 @@ from decimal import Decimal
 
 import msgspec
 
+from tradeledger.domain.orders import RiskCheck
+
 DRAWDOWN = "max_drawdown_percent"
 DAILY_LOSS = "max_daily_loss_percent"
 LOSING_STREAK = "max_consecutive_losses"
@@ -90,6 +92,15 @@ class RiskMonitor:
                 metrics={"losing_streak": str(self.losing_streak), "equity": str(self.equity)},
             )
         return None
+
+    def checks(self) -> tuple[RiskCheck, ...]:
+        """Every rule's measured value at the last close against its limit, as an order records them."""
+        limits = self.limits
+        measured = ((DRAWDOWN, self.percent_below(self.peak), limits.max_drawdown_percent),
+                    (DAILY_LOSS, self.percent_below(self.day_open), limits.max_daily_loss_percent),
+                    (LOSING_STREAK, Decimal(self.losing_streak), Decimal(limits.max_consecutive_losses)))
+        return tuple(RiskCheck(rule=rule, value=value, limit=limit, passed=value < limit)
+                     for rule, value, limit in measured)
 
     def may_resume(self, halted_by: str) -> str | None:
         """The reason an automatic resume is due for a risk halt, or None."""

@@ -12,20 +12,23 @@ A tick has two halves:
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import ROUND_DOWN, Decimal
+from datetime import datetime
+from decimal import Decimal
 from typing import Protocol
+from uuid import UUID
 
 import msgspec
 
-from tradeledger.domain.account import Account, Order
+from tradeledger.domain.account import Account
 from tradeledger.domain.features import FeatureEngine, Features
 from tradeledger.domain.market import Market
+from tradeledger.domain.marketrules import RulesFor, no_rules
+from tradeledger.domain.orders import FillBasis, Order, OrderBasis, SizingInputs
 from tradeledger.domain.predictors import Predictor
 from tradeledger.domain.risk import DRAWDOWN, RISK, RiskBreach, RiskLimits, RiskMonitor
 from tradeledger.domain.sessions import Sessions
 from tradeledger.domain.values import Candle, Decision, Prediction, Side, timeframe_delta
 
-QUANTITY_QUANTUM = Decimal("1e-8")
 MIN_DATA_QUALITY = 0.9
 
 
@@ -33,6 +36,7 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
     price: Decimal
     quantity: Decimal
     fee: Decimal
+    basis: FillBasis | None = None
 
 
 class Broker(Protocol):
@@ -46,10 +50,10 @@ class Sizing(msgspec.Struct, frozen=True, kw_only=True):
     fee_rate: Decimal
     slippage_bps: Decimal
 
-    def entry_quantity(self, equity: Decimal, cash: Decimal, price: Decimal) -> Decimal:
-        budget = min(equity * self.position_size, cash)
-        unit_cost = price * (1 + self.fee_rate) * (1 + self.slippage_bps / 10_000)
-        return (budget / unit_cost).quantize(QUANTITY_QUANTUM, rounding=ROUND_DOWN)
+    def inputs(self, equity: Decimal, cash: Decimal, price: Decimal, amount_step: Decimal | None = None
+               ) -> SizingInputs:
+        return SizingInputs(equity=equity, cash=cash, position_size=self.position_size, fee_rate=self.fee_rate,
+                            slippage_bps=self.slippage_bps, price=price, amount_step=amount_step)
 
 
 class Signal(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,8 +88,10 @@ class Trader:
         limits: RiskLimits,
         sizing: Sizing,
         broker: Broker,
+        rules: RulesFor = no_rules,
     ) -> None:
         self.model_factory = model_factory
+        self.rules = rules  # each market's trading rules: steps and minimums (domain.marketrules)
         self.models: dict[str, MarketModel] = {}
         self.sizing = sizing
         self.broker = broker
@@ -93,6 +99,7 @@ class Trader:
         self.last_prices: dict[str, Decimal] = {}
         self.entry_fees: dict[str, Decimal] = {}
         self.halted_rule: str | None = None  # the halt in force at the end of the last tick
+        self.signal: tuple[UUID, int] | None = None  # (market stream, version) of the tick's signal
 
     def observe(self, candle: Candle) -> Signal:
         model = self.models.get(candle.symbol)
@@ -111,6 +118,7 @@ class Trader:
             features_used=signal.features.names,
             feature_values=signal.features.values,
         )
+        self.signal = (market.id, market.version)
         self.fill_open_orders(candle, account)
         self.last_prices[candle.symbol] = candle.close
         self.apply_risk(candle, account)
@@ -137,7 +145,7 @@ class Trader:
                                      at=candle.open_time)
                 continue
             pnl = account.fill_order(order.order_id, price=fill.price, quantity=fill.quantity, fee=fill.fee,
-                                     at=candle.open_time)
+                                     at=candle.open_time, basis=fill.basis)
             self.settle(order, fill, pnl, account)
 
     def settle(self, order: Order, fill: Fill, pnl: Decimal, account: Account) -> None:
@@ -177,8 +185,10 @@ class Trader:
             account.cancel_order(order.order_id, reason=f"{reason}: pending entries are dropped", at=at)
         for symbol in list(account.positions):
             unsold = account.committed_sell_room(symbol)
-            if unsold > 0:
-                account.place_order(symbol, Side.SELL, unsold, at=at, signal_ref=signal_ref(candle), reason=reason)
+            price = self.last_prices.get(symbol, candle.close)
+            if unsold > 0 and not self.refused(symbol, Side.SELL, unsold, price, at, account):
+                account.place_order(symbol, Side.SELL, unsold, at=at, signal_ref=signal_ref(candle), reason=reason,
+                                    basis=self.basis())
 
     def act(self, candle: Candle, prediction: Prediction, account: Account) -> None:
         symbol, at = candle.symbol, candle.close_time
@@ -187,7 +197,10 @@ class Trader:
         held = account.position(symbol).quantity
         ref = signal_ref(candle)
         if prediction is Prediction.DOWN and held > 0:
-            account.place_order(symbol, Side.SELL, held, at=at, signal_ref=ref, reason="exit on down signal")
+            if self.refused(symbol, Side.SELL, held, candle.close, at, account):
+                return
+            account.place_order(symbol, Side.SELL, held, at=at, signal_ref=ref, reason="exit on down signal",
+                                basis=self.basis())
         elif prediction is Prediction.UP and held == 0:
             self.enter(candle, account, ref)
 
@@ -197,12 +210,33 @@ class Trader:
             account.reject_order(candle.symbol, Side.BUY, rule=account.halted_by_rule or "halted",
                                  reason=f"trading is halted by {account.halted_by_rule}: no new entries", at=at)
             return
-        quantity = self.sizing.entry_quantity(account.equity(self.last_prices), account.cash, candle.close)
+        sizing = self.sizing.inputs(account.equity(self.last_prices), account.cash, candle.close,
+                                    self.rules(candle.symbol).amount_step)
+        quantity = sizing.quantity()
         if quantity <= 0:
             account.reject_order(candle.symbol, Side.BUY, rule="insufficient_cash",
                                  reason=f"cash {account.cash} buys no {candle.symbol}", at=at)
             return
-        account.place_order(candle.symbol, Side.BUY, quantity, at=at, signal_ref=ref, reason="entry on up signal")
+        quantity = self.rules(candle.symbol).amount(quantity)
+        if self.refused(candle.symbol, Side.BUY, quantity, candle.close, at, account):
+            return
+        account.place_order(candle.symbol, Side.BUY, quantity, at=at, signal_ref=ref, reason="entry on up signal",
+                            basis=self.basis(sizing))
+
+    def refused(self, symbol: str, side: Side, quantity: Decimal, price: Decimal, at: datetime,
+                account: Account) -> bool:
+        """The market's rules refuse this order (as the exchange would): recorded as a rejection by that rule."""
+        refusal = self.rules(symbol).refusal(symbol, quantity, price)
+        if refusal is not None:
+            rule, reason = refusal
+            account.reject_order(symbol, side, rule=rule, reason=reason, at=at)
+        return refusal is not None
+
+    def basis(self, sizing: SizingInputs | None = None) -> OrderBasis:
+        """What an order placed now rests on: this tick's signal and every risk rule at this close."""
+        assert self.signal is not None, "orders are placed while trading a tick"
+        stream, version = self.signal
+        return OrderBasis(signal_stream=stream, signal_version=version, checks=self.risk.checks(), sizing=sizing)
 
 
 def signal_ref(candle: Candle) -> str:

@@ -127,6 +127,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     model_name: str
     model_version: str
     members: tuple[MemberPrediction, ...] = ()
+    error: str = ""  # a user strategy that failed on this candle (so the decision is hold): what went wrong
 
 
 class JournalLine(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,6 +10,10 @@ watcher can never queue one twice (the outbox ignores an id it has):
   silence, named by the last heartbeat (or the start) before it.
 - `agent_recovered:<run>:<last beat>`: a silence alerted earlier has ended:
   that run beats again, or a newer run is running. It names the silence it ends.
+- `feed_down:<run>:<last candle>`: the running agent's feed is `down` (an exchange outage longer
+  than `exchange.outage_alert_after`, docs/exchange.md); one alert per outage, named by the last
+  candle before it. `feed_recovered:<run>:<last candle>`: that outage has ended (the feed is live or
+  lagging again, back-filling); it names the outage it ends.
 - `projection_stuck:<name>:error:<position>`: a projection stopped on the event
   at that position; `projection_stuck:<name>:at:<position>`: a projection has
   stayed at that position for `stuck_after` seconds while the log is ahead.
@@ -41,6 +45,8 @@ from tradeledger.projections.sql import TRACKING, Tracking
 STALE = "agent_stale:"
 RECOVERED = "agent_recovered:"
 STUCK = "projection_stuck:"
+FEED_DOWN = "feed_down:"
+FEED_RECOVERED = "feed_recovered:"
 DAILY = "daily_summary:"
 
 Known = Callable[[str], set[str]]  # the queued alert ids that start with a prefix
@@ -65,6 +71,7 @@ class AlertWatcher:
         health = agent_health(run, now=now, heartbeat_interval=self.heartbeat_interval)
         return [NewAlert(alert_id=alert_id, position=head, kind=kind, text=text) for alert_id, kind, text in (
             *self.agent(health),
+            *self.feed(health),
             *(alert for t in tracking for alert in self.projection(t, head=head, now=now)),
             *(alert for a in accounts for alert in self.daily(a, [d for d in days if d.account == a.account])),
         )]
@@ -84,6 +91,21 @@ class AlertWatcher:
                 if RECOVERED + subject not in recovered:
                     alerts.append((RECOVERED + subject, "agent_recovered", recovery_text(subject, health)))
         return alerts
+
+    def feed(self, health: AgentHealth) -> list[Found]:
+        if health.status != "running":
+            return []  # a silent or stopped agent has its own alerts
+        if health.feed == "down":
+            last = health.last_candle_at.isoformat() if health.last_candle_at else "none"
+            return [(f"{FEED_DOWN}{health.run_id}:{last}", "feed_down",
+                     f"market data feed {health.feed_source} is DOWN: no candle for {health.feed_lag or 0:.0f}s "
+                     f"(the last closed at {last}); the agent retries and back-fills when it answers")]
+        recovered = self.known(FEED_RECOVERED)
+        return [(FEED_RECOVERED + subject, "feed_recovered",
+                 f"market data feed {health.feed_source} is {health.feed} again (down since the candle of "
+                 f"{subject.partition(':')[2]}); missed candles are back-filled")
+                for subject in sorted(s.removeprefix(FEED_DOWN) for s in self.known(FEED_DOWN))
+                if FEED_RECOVERED + subject not in recovered]
 
     def projection(self, t: Tracking, *, head: int, now: datetime) -> list[Found]:
         if t.error is not None:

@@ -54,7 +54,7 @@ from tradeledger.projections.rows import RowSource, RowTable, Sink
 
 AlertKind = Literal[
     "trade_opened", "trade_closed", "order_rejected", "trading_halted", "trading_resumed", "agent_stopped",
-    "daily_summary", "agent_stale", "agent_recovered", "projection_stuck",
+    "daily_summary", "agent_stale", "agent_recovered", "projection_stuck", "feed_down", "feed_recovered",
 ]
 SHOWN_PLACES = Decimal("1e-8")  # amounts in messages: satoshi precision, trailing zeros dropped
 HUNDRED = Decimal(100)
@@ -189,8 +189,9 @@ class AlertsFold(Fold):
             t = self.trade_row
             self.alert(position, "trade_closed", e.timestamp,
                        f"{account.account}: closed {t.symbol}, {shown(t.quantity)} from {shown(t.entry_price)} "
-                       f"to {shown(t.exit_price)}: PnL {signed(t.pnl)} {account.quote_currency} "
-                       f"({percent(t.pnl, t.entry_price * t.quantity)}) after {shown(t.fees)} fees")
+                       f"to {shown(t.exit_price)}: net PnL {signed(t.pnl)} {account.quote_currency} "
+                       f"({percent(t.pnl, t.entry_price * t.quantity)}) = gross {signed(t.pnl + t.fees)} "
+                       f"- fees {shown(t.fees)}")
         elif e.side is Side.BUY and self.position_row is not None and self.position_row.quantity == e.quantity:
             # The position holds exactly this fill: it was flat before.
             self.alert(position, "trade_opened", e.timestamp,

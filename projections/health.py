@@ -34,6 +34,10 @@ class AgentRunRow(msgspec.Struct, kw_only=True):
     stopped_at: datetime | None
     stop_reason: str | None
     clean: bool | None
+    feed_source: str = ""
+    feed_state: str = ""  # as the agent's last heartbeat judged it; "" before 0.3
+    last_candle_at: datetime | None = None
+    reconnects: int = 0
 
 
 AGENT_RUNS = RowTable.of(AgentRunRow, "health_agent_runs", primary_key=["run_id"], types={"pid": sa.Integer})
@@ -65,6 +69,8 @@ class HealthFold(Fold):
     def heartbeat(self, e: AgentRun.Heartbeat, _position: int) -> None:
         run = self.runs[e.originator_id]
         run.last_heartbeat_at, run.candles_processed, run.feed_lag = e.at, e.candles_processed, e.feed_lag
+        run.feed_source, run.feed_state, run.last_candle_at, run.reconnects = (
+            e.feed_source, e.feed_state, e.last_candle_at, e.reconnects)
         self.sink.put(AGENT_RUNS, run)
 
     def stopped(self, e: AgentRun.Stopped, _position: int) -> None:

@@ -7,11 +7,16 @@ Agent status is computed when read, never stored, because it depends on the cloc
   without saying so;
 - `running` otherwise; `none` when no agent ever started.
 
+The feed (`feed`): `live`, `lagging` or `down` as the running agent's last heartbeat judged it
+(the agent has the feed's clock: an exchange's server time; `adapters.livefeed`); `down` when the
+agent is stale or stopped; None when no agent ever started. `feed_source` names it: the exchange
+(`binance`), `SYNTHETIC` (the demo market) or `file:NAME`.
+
 Overall status and the `tradeledger health` exit code:
 - unhealthy (2): the event store is unreachable, a projection stopped on an
   error, or the agent is stale;
-- degraded (1): the agent is stopped or never started, or a projection lags
-  the log by more than MAX_HEALTHY_LAG events;
+- degraded (1): the agent is stopped or never started, its feed is lagging or
+  down, or a projection lags the log by more than MAX_HEALTHY_LAG events;
 - healthy (0): otherwise.
 """
 
@@ -30,6 +35,7 @@ STALE_AFTER_INTERVALS = 3
 MAX_HEALTHY_LAG = 1000
 
 AgentState = Literal["running", "stale", "stopped", "none"]
+FeedState = Literal["live", "lagging", "down"]
 Status = Literal["healthy", "degraded", "unhealthy"]
 EXIT_CODES: dict[Status, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 
@@ -44,6 +50,11 @@ class AgentHealth(msgspec.Struct, kw_only=True):
     heartbeat_age: float | None = None
     candles_processed: int | None = None
     stop_reason: str | None = None
+    feed: FeedState | None = None
+    feed_source: str | None = None
+    feed_lag: float | None = None  # seconds, at the last heartbeat
+    last_candle_at: datetime | None = None  # the last recorded candle's close
+    reconnects: int | None = None
 
 
 class ProjectionHealth(msgspec.Struct, kw_only=True):
@@ -81,9 +92,13 @@ def agent_health(run: AgentRunRow | None, *, now: datetime, heartbeat_interval: 
     status: AgentState = (
         "stopped" if run.stopped else "stale" if age > STALE_AFTER_INTERVALS * heartbeat_interval else "running"
     )
+    feed: FeedState = run.feed_state if status == "running" and run.feed_state in ("lagging", "down") else (
+        "live" if status == "running" else "down")  # type: ignore[assignment]
     return AgentHealth(status=status, run_id=run.run_id, host=run.host, pid=run.pid, started_at=run.started_at,
                        last_heartbeat_at=run.last_heartbeat_at, heartbeat_age=age,
-                       candles_processed=run.candles_processed, stop_reason=run.stop_reason)
+                       candles_processed=run.candles_processed, stop_reason=run.stop_reason, feed=feed,
+                       feed_source=run.feed_source or None, feed_lag=run.feed_lag, last_candle_at=run.last_candle_at,
+                       reconnects=run.reconnects)
 
 
 def latest_run(runs: Sequence[AgentRunRow]) -> AgentRunRow | None:
@@ -101,6 +116,8 @@ def assess(*, now: datetime, head: int | None, agent: AgentHealth, projections: 
     ]
     degraded = [
         *([f"agent is {agent.status}"] if agent.status in ("stopped", "none") else []),
+        *([f"feed {agent.feed_source or ''} is {agent.feed}: lag {agent.feed_lag or 0:.0f}s".replace("  ", " ")]
+          if agent.status == "running" and agent.feed in ("lagging", "down") else []),
         *(f"projection {p.name} lags by {p.lag} events" for p in projections
           if p.lag is not None and p.lag > MAX_HEALTHY_LAG),
     ]

@@ -123,6 +123,48 @@ def _timeframe(value: Any) -> str:
     return value
 
 
+def _market_rule(value: Any) -> Decimal | dict[str, Decimal]:
+    """A decimal > 0 for every symbol, or a table of them by symbol ({"ETH/BTC" = "0.001"})."""
+    positive = _check(_decimal, lambda d: Decimal("1E-18") <= d <= Decimal("1E+12"))
+    if isinstance(value, dict):
+        return {_text(symbol): positive(step) for symbol, step in value.items()}
+    return positive(value)
+
+
+def _exchange(value: Any) -> str:
+    text = _text(value)
+    import ccxt  # only when an exchange is set: the import takes about 0.25 s
+
+    if text not in ccxt.exchanges:
+        raise ValueError(value)
+    return text
+
+
+def _strategy_path(value: Any) -> str:
+    """`FILE.py:ClassName`; whether the file and the class exist is checked when the strategy is loaded."""
+    text = _text(value)
+    path, _, name = text.rpartition(":")
+    if not path.endswith(".py") or not name.isidentifier():
+        raise ValueError(value)
+    return text
+
+
+def _strategy_params(value: Any) -> dict[str, Any]:
+    """A table of parameter values (`[strategy.params]`), or `fast=12,slow=26` from the environment; each is
+    converted to its parameter's type when the strategy is loaded (docs/strategies.md)."""
+    if isinstance(value, str):
+        pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ValueError(value)
+        value = {name.strip(): text.strip() for name, _, text in pairs}
+    if not isinstance(value, dict):
+        raise ValueError(value)
+    params = {_text(name): item for name, item in value.items()}
+    if not all(isinstance(item, (str, int, float, bool)) for item in params.values()):
+        raise ValueError(value)
+    return {name: _text(item) if isinstance(item, str) else item for name, item in params.items()}
+
+
 def _list_of(parse: Parse) -> Parse:
     def run(value: Any) -> tuple[Any, ...]:
         if isinstance(value, str):  # env and CLI give "ETH/BTC,LTC/BTC"
@@ -157,6 +199,7 @@ _SECRET = Rule(_optional(_text), "a non-empty string (quoted in a file) or unset
 _SECONDS = Rule(_check(_float, lambda s: 0.001 <= s <= 86400), "a number of seconds from 0.001 to 86400")
 _WINDOW = Rule(_check(_integer, lambda n: 1 <= n <= 1_000_000), "an integer from 1 to 1000000")
 _POSITIVE_DECIMAL = Rule(_check(_decimal, lambda d: d > 0), "a decimal > 0")
+_MARKET_RULE = Rule(_optional(_market_rule), "a decimal from 1E-18 to 1E+12, a table of them by symbol, or unset")
 
 RULES: dict[str, Rule] = {
     "database.url": Rule(
@@ -171,6 +214,7 @@ RULES: dict[str, Rule] = {
     "trading.symbols": Rule(_check(_list_of(_text), bool), "a non-empty list of symbols"),
     "trading.timeframe": Rule(_timeframe, TIMEFRAME_EXPECTED),
     "trading.update_interval": _SECONDS,
+    "trading.speed": Rule(_check(_float, lambda n: 1 <= n <= 1_000_000), "a number from 1 to 1000000"),
     "trading.fee_rate": Rule(_check(_decimal, lambda d: 0 <= d < 1), "a decimal >= 0 and < 1"),
     "trading.slippage_bps": Rule(_check(_decimal, lambda d: 0 <= d < 10_000), "a decimal >= 0 and < 10000"),
     "trading.position_size": Rule(_check(_decimal, lambda d: 0 < d <= 1), "a decimal > 0 and <= 1"),
@@ -200,6 +244,24 @@ RULES: dict[str, Rule] = {
     "projections.health_file": Rule(_optional(_text), "a file path or unset"),
     "market.calendar": Rule(_calendar, "24/7, auto, weekly sessions such as 'Mon-Fri 14:30-21:00' (UTC) "
                                        "or an exchange-calendars name such as XNYS"),
+    **{f"market.{rule}": _MARKET_RULE for rule in ("amount_step", "price_step", "min_amount", "min_notional")},
+    "exchange.name": Rule(_optional(_exchange), "a ccxt exchange id such as binance, or unset"),
+    "exchange.api_url": Rule(_optional(_check(_text, lambda url: url.startswith(("http://", "https://")))),
+                             "an http(s) URL or unset"),
+    "exchange.symbols": Rule(_list_of(_text), "a list of symbols (empty: trading.symbols)"),
+    "exchange.timeframe": Rule(_optional(_timeframe), TIMEFRAME_EXPECTED + ", or unset (trading.timeframe)"),
+    "exchange.timeout": _SECONDS,
+    "exchange.poll_interval": _SECONDS,
+    "exchange.outage_alert_after": _SECONDS,
+    "exchange.retries": Rule(_check(_integer, lambda n: 0 <= n <= 100), "an integer from 0 to 100"),
+    "exchange.use_market_fee": Rule(_boolean, "true or false"),
+    "audit.signing_key": Rule(_optional(_text), "a file path or unset"),
+    "audit.checkpoint_every": Rule(_check(_integer, lambda n: 1 <= n <= 2**31), "an integer from 1 to 2147483648"),
+    "audit.checkpoint_dir": Rule(_optional(_text), "a directory path or unset"),
+    "strategy.path": Rule(_optional(_strategy_path), "FILE.py:ClassName (a user strategy) or unset"),
+    "strategy.params": Rule(_optional(_strategy_params),
+                            "a table of parameter values (NAME = value), or NAME=VALUE,... in the environment"),
+    "strategy.timeout": Rule(_check(_float, lambda s: 0.001 <= s <= 3600), "a number of seconds from 0.001 to 3600"),
 }
 
 
@@ -250,14 +312,28 @@ def _env_value(text: str) -> Any:
     return value if document.keys() == {"value"} and isinstance(value, (str, list)) else text
 
 
+def validated(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Some settings (dotted key -> value; text as in the environment) parsed by their rules; raises
+    SettingsError naming every key that is unknown or whose value does not fit (`reproduce --with`)."""
+    issues = [_unknown(key) for key in values if key not in RULES]
+    parsed = {key: _parse(key, value, issues) for key, value in values.items() if key in RULES}
+    if issues:
+        raise SettingsError(issues)
+    return parsed
+
+
+def _parse(key: str, value: Any, issues: list[SettingsIssue]) -> Any:
+    """The value as its rule parses it; None, with the issue added, when it does not fit."""
+    try:
+        return RULES[key].parse(value)
+    except ValueError:
+        issues.append(SettingsIssue(key, public_value(key, value), RULES[key].expected))
+        return None
+
+
 def _build(merged: Mapping[str, Any]) -> Settings:
-    values: dict[str, Any] = {}
     issues: list[SettingsIssue] = []
-    for key, rule in RULES.items():
-        try:
-            values[key] = rule.parse(merged.get(key))
-        except ValueError:
-            issues.append(SettingsIssue(key, public_value(key, merged.get(key)), rule.expected))
+    values = {key: _parse(key, merged.get(key), issues) for key in RULES}
     issues += _cross_checks(values)
     issues += [_unknown(key) for key in sorted(merged.keys() - RULES.keys())]
     if issues:

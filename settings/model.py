@@ -45,7 +45,8 @@ class TradingSettings(msgspec.Struct, frozen=True, kw_only=True):
     initial_balance: Decimal
     symbols: tuple[str, ...]
     timeframe: str
-    update_interval: float
+    update_interval: float  # a file replayed as if live (`--data`): seconds per candle time not yet closed
+    speed: float = 1.0  # the synthetic demo: candle times per candle time (never ahead of the wall clock)
     fee_rate: Decimal
     slippage_bps: Decimal
     position_size: Decimal
@@ -89,8 +90,51 @@ class ProjectionsSettings(msgspec.Struct, frozen=True, kw_only=True):
     health_file: str | None = None
 
 
+# A market rule: one value for every symbol, one per symbol ({"ETH/BTC": ...}), or unset (no such rule).
+StepSetting = Decimal | dict[str, Decimal] | None
+
+
 class MarketSettings(msgspec.Struct, frozen=True, kw_only=True):
     calendar: str
+    amount_step: StepSetting = None
+    price_step: StepSetting = None
+    min_amount: StepSetting = None
+    min_notional: StepSetting = None
+
+
+class ExchangeSettings(msgspec.Struct, frozen=True, kw_only=True):
+    name: str | None = None  # a ccxt exchange id such as binance; None: no exchange (files and the synthetic demo)
+    api_url: str | None = None  # replaces the exchange's REST base URL (tests, regional endpoints)
+    symbols: tuple[str, ...] = ()  # empty: trading.symbols
+    timeframe: str | None = None  # None: trading.timeframe
+    timeout: float = 10.0
+    retries: int = 5
+    use_market_fee: bool = True  # trading.fee_rate becomes the market's taker fee
+    poll_interval: float = 5.0  # live feed: longest sleep between two looks at the exchange (seconds)
+    outage_alert_after: float = 300.0  # live feed: `down` when the next candle is this many seconds overdue
+
+
+class AuditSettings(msgspec.Struct, frozen=True, kw_only=True):
+    signing_key: str | None = None  # path of the Ed25519 private key (PKCS8 PEM); None: no signed checkpoints
+    checkpoint_every: int = 10_000  # events between cadence checkpoints
+    checkpoint_dir: str | None = None  # every checkpoint is also appended to DIR/checkpoints.jsonl
+
+
+class StrategySettings(msgspec.Struct, frozen=True, kw_only=True):
+    """A user strategy (docs/strategies.md). `path` is `FILE.py:ClassName`; None: the built-in `predictor`.
+
+    `params` are the user's overrides of the strategy's parameters, as given (text or TOML scalars). The
+    composition root resolves the strategy before trading (`adapters.strategies.resolved`): then `params`
+    holds every parameter as the text recorded, and `digest` (SHA-256 of the file), `name` and `version`
+    are the loaded strategy's, so `DecisionSettings` records them with every run.
+    """
+
+    path: str | None = None
+    params: dict[str, Any] | None = None
+    timeout: float = 1.0  # seconds one decide() may take; a slower one records hold (measured after it returns)
+    digest: str | None = None
+    name: str | None = None
+    version: str | None = None
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,6 +147,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     telegram: TelegramSettings
     projections: ProjectionsSettings
     market: MarketSettings
+    exchange: ExchangeSettings = ExchangeSettings()
+    audit: AuditSettings = AuditSettings()
+    strategy: StrategySettings = StrategySettings()
 
     def redacted(self) -> dict[str, dict[str, Any]]:
         """Every value by section; secrets are `<secret>` when set and None when unset."""

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from tradeledger.domain.account import Account
 from tradeledger.domain.agent_run import AgentRun
+from tradeledger.domain.checkpoint import Checkpoint
 from tradeledger.domain.control import ControlCommand, apply_command
 from tradeledger.domain.gateway import Gateway
 from tradeledger.domain.market import Market
@@ -49,4 +50,7 @@ def one_of_each(start: datetime = START) -> list[object]:
                 for n, command in enumerate(("halt", "resume", "resume"))]  # applied, applied, refused (not halted)
     for position, command in enumerate(commands, start=100):
         apply_command(account, command.pending_events[0], position)
-    return [account, market, run, gateway, *commands]
+    checkpoint = Checkpoint.signed(UUID(int=7), 12, root_hash="ab" * 32, business_time="2024-03-01T12:00:00.000000Z",
+                                   recorded_time="2024-03-01T12:00:06.000000Z", key_id="cd" * 32,
+                                   signature="ef" * 64, at=start)
+    return [account, market, run, gateway, *commands, checkpoint]

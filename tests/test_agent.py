@@ -116,7 +116,11 @@ def test_reproduce_names_the_first_divergence_when_an_input_was_altered(tmp_path
     divergence = report["divergence"]
     assert report["ok"] is False and divergence["stream"] == str(notification.stream)
     assert divergence["version"] == notification.version + 1, "the signal of the altered candle"
-    assert "SignalGenerated.feature_values differs" in divergence["message"]
+    assert divergence["kind"] == "signal" and divergence["event"] == "SignalGenerated"
+    assert divergence["fields"] and all(f["field"].startswith("feature_values.") for f in divergence["fields"])
+    assert all(f["recorded"] != f["reproduced"] for f in divergence["fields"])
+    assert "SignalGenerated differs in" in divergence["message"]
+    assert divergence["fields"][0]["field"] in divergence["message"]
 
 
 def test_reproduce_reports_a_recorded_candle_it_cannot_process(tmp_path, capsys, eth_candles) -> None:

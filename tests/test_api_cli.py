@@ -51,7 +51,7 @@ async def watch_until_closed(base: str) -> int:
 
 
 def test_run_is_the_whole_system_in_one_process_and_stops_cleanly(sqlite_url: str) -> None:
-    env = {"TRADELEDGER_TRADING__UPDATE_INTERVAL": "0.05", "TRADELEDGER_API__TOKEN": ""}
+    env = {"TRADELEDGER_TRADING__SPEED": "6000", "TRADELEDGER_API__TOKEN": ""}
     with tradeledger("--database", sqlite_url, "run", "--port", "0", "--predictor", "sma_cross", env=env) as (
             process, base):
         assert httpx.get(base + "/api/ready").json()["ready"]

@@ -50,7 +50,8 @@ def test_read_models_agree_with_the_ledger(api: Api) -> None:
     portfolio = get(api, "/api/portfolio")
     assert Decimal(portfolio["cash"]) == account.cash
     assert Decimal(portfolio["fees"]) == account.fees_paid
-    assert Decimal(portfolio["realised_pnl"]) == account.realised_pnl
+    assert Decimal(portfolio["realised_pnl"]) == Decimal(portfolio["gross_pnl"]) == account.realised_pnl
+    assert Decimal(portfolio["net_pnl"]) == Decimal(portfolio["gross_pnl"]) - Decimal(portfolio["fees"])
     assert portfolio["position"] == api.projected
     positions = get(api, "/api/positions")
     assert {p["symbol"]: Decimal(p["quantity"]) for p in positions} == \
@@ -64,6 +65,8 @@ def test_read_models_agree_with_the_ledger(api: Api) -> None:
     assert {o["order_id"] for o in filled} == {str(f.order_id) for f in fills}
     trades = get(api, "/api/trades")
     assert trades and all(t["entry_time"] < t["exit_time"] for t in trades)
+    assert all(Decimal(t["net_pnl"]) == Decimal(t["gross_pnl"]) - Decimal(t["fees"]) == Decimal(t["pnl"])
+               for t in trades)
     assert portfolio["trades_closed"] == len(trades)
 
 

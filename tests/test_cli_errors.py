@@ -28,7 +28,7 @@ from tradeledger.adapters.eventstore import GENESIS, chain_digest, open_store
 
 DATA = ROOT.parent / "shared" / "data" / "candles" / "XRP_ETH-5m.json"
 READ_ONLY_COMMANDS = (["verify"], ["reproduce"], ["replay", "--position", "1"], ["events"], ["health"],
-                      ["export", "--out", "{tmp}/export"])
+                      ["export", "--out", "{tmp}/export"], ["statement", "--out", "{tmp}/statement.html"])
 
 
 def cli(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
@@ -58,6 +58,9 @@ def history(tmp_path: Path) -> str:
     store.close()
     (tmp_path / "garbage.json").write_text("not json")
     (tmp_path / "shape.json").write_text('{"head_position": "x"}')
+    (tmp_path / "checkpoint.json").write_text('{"format": "tradeledger-checkpoint-v1", "store_id": "x", '
+                                              '"tree_size": 1, "root_hash": "00", "business_time": "", '
+                                              '"recorded_time": "", "key_id": "", "signature": ""}')
     return url
 
 
@@ -67,11 +70,17 @@ BAD_ARGUMENTS = [
     (["events", "--limit", "0"], "--limit: expected an integer from 1 to 10000, got 0"),
     (["events", "--limit", "10001"], "--limit: expected an integer from 1 to 10000"),
     (["events", "--limit", "many"], "--limit: expected an integer from 1 to 10000, got many"),
-    (["verify", "--seal", "{tmp}/missing.json"], "--seal: cannot read"),
-    (["verify", "--seal", "{tmp}/garbage.json"], "is not a Seal file"),
-    (["verify", "--seal", "{tmp}/shape.json"], "is not a Seal file"),
+    (["verify", "--checkpoint", "{tmp}/missing.json"], "--checkpoint: cannot read"),
+    (["verify", "--checkpoint", "{tmp}/garbage.json"], "is not a CheckpointFile file"),
+    (["verify", "--checkpoint", "{tmp}/shape.json"], "is not a CheckpointFile file"),
+    (["verify", "--checkpoint", "{tmp}/checkpoint.json", "--public-key", "{tmp}/missing.pub"],
+     "--public-key: cannot read"),
+    (["prove", "--position", "0"], "--position: expected an integer from 1"),
+    (["keys", "new", "--out", "{tmp}/no/such/dir/key.pem"], "--out: directory"),
     (["seal", "--out", "{tmp}/no/such/dir/seal.json"], "--out: directory"),
     (["export", "--out", "{tmp}/no/such/dir"], "--out: directory"),
+    (["statement", "--out", "{tmp}/no/such/dir/s.html"], "--out: directory"),
+    (["statement", "--out", "{tmp}/s.html", "--as-of", "yesterday"], "--as-of: expected an ISO-8601 time"),
     (["rebuild", "--page-size", "0"], "--page-size: expected an integer from 1 to 100000, got 0"),
     (["rebuild", "--page-size", "100001"], "--page-size: expected an integer from 1 to 100000"),
     (["project", "--page-size", "-5"], "--page-size: expected an integer from 1 to 100000"),

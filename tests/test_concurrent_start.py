@@ -27,7 +27,7 @@ from tests.wssupport import Message, expected, sent, ws_url
 
 DEADLINE = 120  # seconds before a wait is declared hung
 AGENT_CANDLES = WARMUP_CANDLES + 30  # the synthetic market's warm-up (recorded at once), then paced candles
-SCALE_OUT_ENV = {"TRADELEDGER_TRADING__UPDATE_INTERVAL": "0.05", "TRADELEDGER_AGENT__HEARTBEAT_INTERVAL": "0.3",
+SCALE_OUT_ENV = {"TRADELEDGER_TRADING__SPEED": "6000", "TRADELEDGER_AGENT__HEARTBEAT_INTERVAL": "0.3",
                  "TRADELEDGER_PROJECTIONS__POLL_INTERVAL": "0.05"}
 
 

@@ -33,7 +33,7 @@ SIGNAL_POSITION = "Math.max(0, ...[...document.querySelectorAll('#signals tr[dat
 @pytest.fixture
 def trading_system(sqlite_url: str) -> Iterator[str]:
     """What `tradeledger run` runs, in this process: projections, the paced agent, the API."""
-    settings = api_settings(sqlite_url, **{"trading.update_interval": "0.05"})
+    settings = api_settings(sqlite_url, **{"trading.speed": "6000"})
     with composed(settings) as container:
         runner = ProjectionRunner(container.feed, container.engine, poll_interval=0.05)
         runner.start()

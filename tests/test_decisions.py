@@ -29,7 +29,9 @@ def test_a_config_recorded_before_settings_were_added_decides_with_their_default
 def test_the_settings_record_as_dotted_names_to_text_and_read_back_the_same() -> None:
     decisions = DecisionSettings.of(msgspec.to_builtins(load_settings(environ={})))
     recorded = decisions.recorded()
-    assert list(recorded) == list(DecisionSettings.names())
+    unset_rules = ["market.amount_step", "market.price_step", "market.min_amount", "market.min_notional",
+                   "strategy.digest", "strategy.name", "strategy.version", "strategy.params"]  # no strategy
+    assert list(recorded) == [name for name in DecisionSettings.names() if name not in unset_rules]
     assert all(isinstance(v, str) for v in recorded.values())
     assert DecisionSettings.from_recorded(recorded) == decisions
 
@@ -45,9 +47,22 @@ def test_applied_to_the_settings_the_recorded_decisions_win_and_nothing_else_cha
     sections = {"trading": {"account": "main", "fee_rate": "0.002"}, "risk": {}, "predictor": {}, "market": {}}
     applied = DecisionSettings.from_recorded(RECORDED_BY_0_1_0).applied_to(sections)
     assert applied["trading"] == {"account": "main", "fee_rate": "0.0010", "slippage_bps": "5", "position_size": "0.1"}
-    assert applied["market"] == {"calendar": "24/7"} and sections["trading"]["fee_rate"] == "0.002"
+    no_rules = {"amount_step": None, "price_step": None, "min_amount": None, "min_notional": None}
+    assert applied["market"] == {"calendar": "24/7", **no_rules} and sections["trading"]["fee_rate"] == "0.002"
 
 
 def test_a_recorded_value_of_the_wrong_kind_is_refused() -> None:
     with pytest.raises(msgspec.ValidationError, match="predictor.seed"):
         DecisionSettings.from_recorded({**RECORDED_BY_0_1_0, "predictor.seed": "forty-two"})
+
+
+def test_market_rules_record_as_text_for_every_symbol_or_as_json_by_symbol_and_read_back() -> None:
+    recorded = DecisionSettings.from_recorded(RECORDED_BY_0_1_0)
+    ruled = msgspec.structs.replace(recorded, amount_step=Decimal("0.001"),
+                                    min_notional={"LTC/BTC": Decimal("0.0002"), "ETH/BTC": Decimal("0.0001")})
+    text = ruled.recorded()
+    assert text["market.amount_step"] == "0.001" and "market.price_step" not in text
+    assert text["market.min_notional"] == '{"ETH/BTC": "0.0001", "LTC/BTC": "0.0002"}'
+    assert DecisionSettings.from_recorded(text) == ruled
+    assert ruled.changes_from(recorded) == {"market.amount_step": ("unset", "0.001"),
+                                            "market.min_notional": ("unset", text["market.min_notional"])}

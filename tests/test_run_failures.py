@@ -35,7 +35,7 @@ sys.exit(cli.main(sys.argv[1:]))
 
 
 def test_a_component_that_dies_stops_run_with_one_line_and_a_clean_shutdown_of_the_rest(sqlite_url: str) -> None:
-    env = {**os.environ, "TRADELEDGER_TRADING__UPDATE_INTERVAL": "0.05", "TRADELEDGER_API__TOKEN": ""}
+    env = {**os.environ, "TRADELEDGER_TRADING__SPEED": "6000", "TRADELEDGER_API__TOKEN": ""}
     process = subprocess.run(
         [sys.executable, "-c", BREAKING_FEED, "--database", sqlite_url, "run", "--port", "0", "--predictor",
          "sma_cross"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=DEADLINE)

@@ -41,7 +41,7 @@ ETH = CANDLES / "ETH_BTC-5m.csv"
 
 
 def environment(**extra: str) -> dict[str, str]:
-    return {**os.environ, "TRADELEDGER_PREDICTOR__NAME": "sma_cross", "TRADELEDGER_TRADING__UPDATE_INTERVAL": "0.02",
+    return {**os.environ, "TRADELEDGER_PREDICTOR__NAME": "sma_cross", "TRADELEDGER_TRADING__SPEED": "15000",
             "TRADELEDGER_AGENT__HEARTBEAT_INTERVAL": "0.5", "TRADELEDGER_API__TOKEN": TOKEN,
             "TRADELEDGER_PROJECTIONS__POLL_INTERVAL": "0.05", **extra}
 

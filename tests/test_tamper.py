@@ -119,19 +119,21 @@ def test_swapped_versions_are_named(ledger, capsys) -> None:
     assert code == 1 and finding["check"] in ("order", "hash") and finding["position"] == first[0]
 
 
-def test_a_truncated_tail_is_found_with_a_seal(ledger, capsys, tmp_path: Path) -> None:
+def test_a_truncated_tail_is_found_with_a_signed_checkpoint(ledger, capsys, tmp_path: Path, monkeypatch) -> None:
     url, path, rows = ledger
-    seal = tmp_path / "seal.json"
-    assert main(["--database", url, "seal", "--out", str(seal)]) == 0
+    key, checkpoint = tmp_path / "notary.pem", tmp_path / "checkpoint.json"
+    assert main(["keys", "new", "--out", str(key)]) == 0
+    monkeypatch.setenv("TRADELEDGER_AUDIT__SIGNING_KEY", str(key))
+    assert main(["--database", url, "seal", "--out", str(checkpoint)]) == 0
     capsys.readouterr()
     last = account_rows(rows)[-1]
     with sqlite3.connect(path) as db:
         db.execute("DELETE FROM stored_events WHERE rowid=?", (last[0],))
     code, report = verify(url, capsys)
-    assert code == 0, "without the seal a removed tail is indistinguishable from a shorter history"
-    code, report = verify(url, capsys, "--seal", str(seal))
+    assert code == 0, "without a checkpoint a removed tail is indistinguishable from a shorter history"
+    code, report = verify(url, capsys, "--checkpoint", str(checkpoint))
     finding = first_finding(report)
-    assert code == 1 and finding["check"] == "seal" and finding["version"] == last[2]
+    assert code == 1 and finding["check"] == "checkpoint" and finding["position"] == last[0]
 
 
 def test_a_ledger_that_does_not_balance_is_named(ledger, capsys) -> None:

@@ -110,6 +110,12 @@ def test_every_alert_kind_reaches_every_allowed_chat_exactly_once(container: Com
         run.beat(at=utcnow(), candles_processed=1, feed_lag=0.0)
         store.save(run)
         wait_until(lambda: delivered(container, "agent_recovered"), what="the agent's recovery")
+        for state in ("down", "live"):  # an exchange outage beyond exchange.outage_alert_after, then its end
+            run.beat(at=utcnow(), candles_processed=1, feed_lag=900.0 if state == "down" else 1.0,
+                     feed_source="binance", feed_state=state, last_candle_at=DAY)
+            store.save(run)
+            wait_until(lambda: delivered(container, f"feed_{'down' if state == 'down' else 'recovered'}"),
+                       what=f"the feed {state}")
         run.stop(reason="done for today", clean=True, at=utcnow())
         store.save(run)
 

@@ -67,7 +67,10 @@ def test_every_command_answers_from_the_read_models(container: Composition, fake
     assert re.match(r"paper: (trading|HALTED)\nequity [\d.]+ BTC \([+-][\d.]+%\)", replies["status"])
     assert "agent: stopped" in replies["status"]
     assert [line.split(" ")[0] for line in replies["balance"].splitlines()] == [
-        "paper", "cash", "equity", "initial", "realised", "unrealised", "fees", "return"]
+        "paper", "cash", "equity", "initial", "gross", "fees", "net", "unrealised", "return"]
+    figures = {line.split(" ")[0]: Decimal(line.split(" ")[-1 if line.startswith("fees") else 2])
+               for line in replies["balance"].splitlines() if line.split(" ")[0] in ("gross", "fees", "net")}
+    assert figures["net"] == figures["gross"] - figures["fees"]
     assert "\ninitial balance 1\n" in replies["balance"]
     assert replies["positions"] == "no open positions" or replies["positions"].startswith("ETH/BTC: ")
     assert len(replies["trades"].splitlines()) == 10 and " PnL " in replies["trades"]

@@ -1,4 +1,5 @@
-"""Auditor checks: the raw log (hash chains, stream order, ledger invariants, seals) and the read models.
+"""Auditor checks: the raw log (hash chains, stream order, ledger invariants, each event's own figures:
+`audit_facts`) and the read models.
 
 The log checks read stored events exactly as recorded (not through any read
 model), so a finding points at the stored event itself: its stream, version
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 
 from tradeledger.adapters.eventlog import EventLog, StoredRow, decode
 from tradeledger.adapters.eventstore import DIGEST_SIZE, GENESIS, chain_digest, split_state
+from tradeledger.adapters.services.audit_facts import FactsChecker
 from tradeledger.domain.account import Account
 from tradeledger.projections.runner import EventFeed
 from tradeledger.projections.verify import ProjectionCheck, verify_projections
@@ -38,13 +40,6 @@ class StreamHead(msgspec.Struct, frozen=True):
     version: int
     position: int
     digest: str
-
-
-class Seal(msgspec.Struct, frozen=True, kw_only=True):
-    """What an auditor keeps to detect a truncated tail later."""
-
-    head_position: int
-    streams: dict[str, StreamHead]
 
 
 class VerifyReport(msgspec.Struct, kw_only=True):
@@ -120,17 +115,19 @@ class LedgerChecker:
         return None
 
 
-def verify_log(log: EventLog, seal: Seal | None = None) -> VerifyReport:
-    chains, ledger = ChainChecker(), LedgerChecker()
+def verify_log(log: EventLog) -> VerifyReport:
+    chains, ledger, facts = ChainChecker(), LedgerChecker(), FactsChecker()
     findings: list[Finding] = []
     count = 0
     for n in log.scan_stored():
         count += 1
-        finding = chains.check(n) or ledger.check(n, _decode(n, findings))
+        finding = chains.check(n)
+        if finding is None:
+            event = _decode(n, findings)
+            finding = ledger.check(n, event)
+            findings.extend(_finding("facts", n, message) for message in facts.check(event))
         if finding is not None:
             findings.append(finding)
-    if seal is not None:
-        findings.extend(check_seal(seal, chains.heads))
     return VerifyReport(ok=not findings, events=count, streams=len(chains.heads), findings=findings)
 
 
@@ -140,27 +137,6 @@ def _decode(n: StoredRow, findings: list[Finding]) -> Any:
     except Exception as error:  # noqa: BLE001 - an undecodable event is reported, not raised
         findings.append(_finding("decode", n, f"stored event cannot be decoded: {error}"))
         return None
-
-
-def make_seal(log: EventLog) -> Seal:
-    chains = ChainChecker()
-    for n in log.scan_stored():
-        chains.check(n)
-    head = max((h.position for h in chains.heads.values()), default=0)
-    return Seal(head_position=head, streams={str(k): v for k, v in chains.heads.items()})
-
-
-def check_seal(seal: Seal, heads: dict[UUID, StreamHead]) -> list[Finding]:
-    findings = []
-    for stream, sealed in seal.streams.items():
-        current = heads.get(UUID(stream))
-        if current is None or current.version < sealed.version:
-            findings.append(Finding(check="seal", stream=stream, version=sealed.version, position=sealed.position,
-                                    message="the sealed head event is missing (the stream was truncated)"))
-        elif current.version == sealed.version and current.digest != sealed.digest:
-            findings.append(Finding(check="seal", stream=stream, version=sealed.version, position=sealed.position,
-                                    message="the head event differs from the sealed one"))
-    return findings
 
 
 def _finding(check: str, n: StoredRow, message: str) -> Finding:

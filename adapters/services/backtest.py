@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import msgspec
 
+from tradeledger.adapters.inputfile import InputFile
 from tradeledger.adapters.services.trading import TradingSession
 from tradeledger.adapters.quality import QualityReport
 from tradeledger.domain.values import Candle
@@ -35,18 +36,21 @@ class BacktestResult(msgspec.Struct, frozen=True, kw_only=True):
     max_drawdown_percent: Decimal
     trades: int
     win_rate_percent: Decimal
-    fees: Decimal
+    gross_pnl: Decimal  # closed positions' result before fees
+    fees: Decimal  # every fee paid (an open position's entry fee included)
+    net_pnl: Decimal  # gross_pnl - fees
     quote_currency: str
-    closed_trades: list[TradeRow]
+    closed_trades: list[TradeRow]  # each trade's `pnl` is net of both legs' `fees`
     data: QualityReport | None = None  # the market data's report, every gap listed (set by the CLI)
 
 
 def run(session: TradingSession, feed: EventFeed, candles: Sequence[Candle], *, batch_size: int,
-        progress: Callable[[int], None] | None = None) -> BacktestResult:
-    """The session over `candles` (resumed here: it takes the lease), then the summary read from `feed`."""
+        progress: Callable[[int], None] | None = None, data: InputFile | None = None) -> BacktestResult:
+    """The session over `candles` (resumed here: it takes the lease), then the summary read from `feed`;
+    `data`: the file the candles were read from, recorded in `AgentRun.Started`."""
     started = time.perf_counter()
     session.resume()
-    session.start(("backtest",))
+    session.start(("backtest",), data)
     try:
         processed = session.run_feed(candles, batch_size=batch_size, progress=progress)
     except BaseException as error:
@@ -69,7 +73,8 @@ def summarise(feed: EventFeed, account: str, candles: int, seconds: float) -> Ba
         max_drawdown_percent=max_drawdown([row.equity for row in tables.rows(EQUITY) if row.account == account]),
         trades=len(view.trades),
         win_rate_percent=(Decimal(wins) / len(view.trades) * HUNDRED).quantize(PERCENT) if view.trades else Decimal(0),
-        fees=view.account.fees, quote_currency=view.account.quote_currency,
+        gross_pnl=view.account.realised_pnl, fees=view.account.fees,
+        net_pnl=view.account.realised_pnl - view.account.fees, quote_currency=view.account.quote_currency,
         closed_trades=view.trades,
     )
 
@@ -93,5 +98,7 @@ def describe(result: BacktestResult) -> str:
         f"return         {result.return_percent}%",
         f"max drawdown   {result.max_drawdown_percent}%",
         f"trades         {result.trades} (win rate {result.win_rate_percent}%)",
+        f"gross PnL      {result.gross_pnl.normalize():f} {q} (closed positions, before fees)",
         f"fees           {result.fees.normalize():f} {q}",
+        f"net PnL        {result.net_pnl.normalize():f} {q} (gross PnL - fees)",
     ])

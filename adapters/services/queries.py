@@ -143,6 +143,7 @@ class ReadModelQueries:
         open_orders = conn.execute(sa.select(sa.func.count()).select_from(ORDERS.table).where(
             ORDERS.table.c.account == self.account, ORDERS.table.c.status == "open")).scalar_one()
         return view(PortfolioView, account, {
+            "gross_pnl": account.realised_pnl, "net_pnl": account.realised_pnl - account.fees,
             "unrealised_pnl": sum((p.unrealised_pnl for p in held), Decimal(0)),
             "position_value": sum((p.value for p in held), Decimal(0)),
             "return_percent": (account.equity - account.initial_balance) / account.initial_balance * HUNDRED,
@@ -166,7 +167,9 @@ class ReadModelQueries:
 
     def trades(self, limit: int) -> list[TradeView]:
         query = self._where(TRADES).order_by(TRADES.table.c.seq.desc()).limit(limit)
-        return self.rows(PORTFOLIO.name, ("trades", limit), query, TRADES, TradeView)
+        return self.read(PORTFOLIO.name, ("trades", limit), lambda conn, _position: [
+            view(TradeView, row, {"gross_pnl": row.pnl + row.fees, "net_pnl": row.pnl})
+            for row in TRADES.from_rows(conn.execute(query))])
 
     def equity(self, start: datetime | None, end: datetime | None, limit: int) -> list[EquityPoint]:
         """The last `limit` points in [start, end], oldest first."""

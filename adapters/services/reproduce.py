@@ -9,18 +9,26 @@ Everything else the agent appended (signals, orders, fills, rejections, risk
 halts) must come out of a fresh `Trader` identically, field by field, in the
 same stream order. The same replay warms up the agent on restart, so a
 restarted agent continues exactly where the killed one stopped.
+
+A divergence names every differing field with both values (`FieldDiff`, nested
+fields by dotted path: `basis.sizing.equity`, `feature_values.rsi_14`). By
+default the replay stops at the first; `every=True` goes on and counts them by
+kind (signal, order, fill, ...). An order's signal is recorded by its market
+stream and version (`OrderBasis`), which a re-run reproduces wherever it is
+stored, so orders are compared field by field with no exclusions.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
 import msgspec
 
 from tradeledger.adapters.services.ports import EventLogPort, scan
+from tradeledger.adapters.services.reproduce_data import DataCheck
 from tradeledger.domain.account import Account
 from tradeledger.domain.control import replay_handled
 from tradeledger.domain.errors import DomainError
@@ -32,11 +40,29 @@ from tradeledger.projections.fold import Recorded, Undecodable
 Event = Any
 
 
+KINDS = {"SignalGenerated": "signal", "OrderPlaced": "order", "OrderFilled": "fill", "OrderRejected": "rejection",
+         "OrderCancelled": "cancellation", "TradingHalted": "halt", "TradingResumed": "halt", "Opened": "account",
+         "Listed": "market", "CandleClosed": "candle", "CommandApplied": "command", "CommandRefused": "command"}
+UNDECODABLE = "undecodable"
+LISTED = 100  # divergences kept in a report; every one is counted
+
+
+class FieldDiff(msgspec.Struct, frozen=True, kw_only=True):
+    """One differing field: its dotted path in the event and both values (None: absent on that side)."""
+
+    field: str
+    recorded: Any
+    reproduced: Any
+
+
 class Divergence(msgspec.Struct, frozen=True, kw_only=True):
     stream: str
     version: int
     position: int | None
     message: str
+    kind: str = ""  # signal, order, fill, rejection, halt, ... (KINDS), undecodable
+    event: str = ""  # the recorded event's type (the produced one's at the end of the log)
+    fields: list[FieldDiff] = []  # when both sides are the same event type
 
     def __str__(self) -> str:
         where = f"position {self.position}" if self.position is not None else "end of log"
@@ -48,7 +74,12 @@ class ReproduceReport(msgspec.Struct, kw_only=True):
     events: int
     candles: int
     decisions: int
-    divergence: Divergence | None
+    divergence: Divergence | None  # the first
+    divergences: list[Divergence] = []  # the first LISTED, in log order (all of them counted in `counts`)
+    counts: dict[str, int] = {}  # divergences by kind
+    every: bool = False  # went on past the first divergence
+    ignored_settings: dict[str, tuple[str, str]] = {}  # current decision settings that differ: (recorded, now)
+    data: DataCheck | None = None  # `--data FILE`: whether it is the recorded input
 
 
 class Replay:
@@ -62,19 +93,32 @@ class Replay:
         self.events = 0
         self.candles = 0
         self.decisions = 0
-        self.divergence: Divergence | None = None
+        self.divergences: list[Divergence] = []
+        self.counts: dict[str, int] = {}
+
+    @property
+    def divergence(self) -> Divergence | None:
+        return self.divergences[0] if self.divergences else None
 
     def apply(self, event: Event, position: int) -> None:
         self.events += 1
         if not isinstance(event, Account.Event | Market.Event):
             return  # agent runs and gateways record no decisions
         try:
-            self.replay(event)
+            produced = self.step(event)
         except DomainError as error:
             self.diverge(event, position, f"the recorded {type(event).__name__} cannot be replayed: {error}")
             return
-        self.collect()
+        for made in produced:
+            self.expected.setdefault(made.originator_id, deque()).append(made)
         self.compare(event, position)
+
+    def step(self, event: Event) -> list[Event]:
+        """Feed one recorded event to the aggregates (only inputs change them); the events they produced,
+        in the order a tick appends them: the markets' (candle, signal), then the account's."""
+        self.replay(event)
+        return [made for aggregate in [*self.markets.values(), self.account]
+                if aggregate is not None and aggregate.pending_events for made in aggregate.collect_events()]
 
     def replay(self, event: Event) -> None:
         if isinstance(event, Account.Opened):
@@ -105,44 +149,72 @@ class Replay:
         else:
             self.account.resume_trading(by=event.by, reason=event.reason, at=event.timestamp)
 
-    def collect(self) -> None:
-        for aggregate in [self.account, *self.markets.values()]:
-            if aggregate is not None and aggregate.pending_events:
-                for event in aggregate.collect_events():
-                    self.expected.setdefault(event.originator_id, deque()).append(event)
-
     def compare(self, recorded: Event, position: int) -> None:
-        if self.divergence is not None:
-            return
         queue = self.expected.get(recorded.originator_id)
         produced = queue.popleft() if queue else None
         if produced is None:
             self.diverge(recorded, position, f"recorded {type(recorded).__name__} that the replay did not produce")
-        elif type(produced) is not type(recorded) or vars(produced) != vars(recorded):
-            self.diverge(recorded, position, describe(produced, recorded))
+        elif type(produced) is not type(recorded):
+            self.diverge(recorded, position,
+                         f"replay produced {type(produced).__name__}, log has {type(recorded).__name__}")
+        elif as_recorded(produced, recorded) != vars(recorded):
+            fields = field_diffs(vars(recorded), as_recorded(produced, recorded))
+            self.diverge(recorded, position, describe(type(recorded).__name__, fields), fields)
         elif isinstance(recorded, Market.SignalGenerated | Account.OrderPlaced | Account.OrderRejected):
             self.decisions += 1
 
     def finish(self) -> None:
         for queue in self.expected.values():
-            if queue and self.divergence is None:
-                extra = queue[0]
-                self.divergence = Divergence(stream=str(extra.originator_id), version=extra.originator_version,
-                                             position=None,
-                                             message=f"the replay produced {type(extra).__name__} that is not recorded")
+            for extra in queue:
+                self.count(Divergence(stream=str(extra.originator_id), version=extra.originator_version,
+                                      position=None, kind=kind_of(type(extra).__name__), event=type(extra).__name__,
+                                      message=f"the replay produced {type(extra).__name__} that is not recorded"))
 
-    def diverge(self, recorded: Event, position: int, message: str) -> None:
-        self.divergence = Divergence(stream=str(recorded.originator_id), version=recorded.originator_version,
-                                     position=position, message=message)
+    def diverge(self, recorded: Event, position: int, message: str, fields: Sequence[FieldDiff] = ()) -> None:
+        name = type(recorded).__name__
+        self.count(Divergence(stream=str(recorded.originator_id), version=recorded.originator_version,
+                              position=position, message=message, kind=kind_of(name), event=name, fields=list(fields)))
+
+    def count(self, divergence: Divergence) -> None:
+        self.counts[divergence.kind] = self.counts.get(divergence.kind, 0) + 1
+        if len(self.divergences) < LISTED:
+            self.divergences.append(divergence)
 
 
-def describe(produced: Event, recorded: Event) -> str:
-    if type(produced) is not type(recorded):
-        return f"replay produced {type(produced).__name__}, log has {type(recorded).__name__}"
-    fields = [k for k in vars(recorded) if vars(produced).get(k) != vars(recorded)[k]]
-    first = fields[0]
-    return (f"{type(recorded).__name__}.{first} differs: replay {vars(produced).get(first)!r}, "
-            f"log {vars(recorded)[first]!r}" + (f" (and {len(fields) - 1} more fields)" if len(fields) > 1 else ""))
+def kind_of(event_type: str) -> str:
+    return KINDS.get(event_type, event_type)
+
+
+def as_recorded(produced: Event, recorded: Event) -> dict[str, Any]:
+    """The produced event's fields as the recorded one can hold them: orders placed and filled before 0.3
+    recorded no basis (signal, checks, sizing; the fill's open, slippage, fee rate), so the replay's is not
+    compared with it."""
+    fields = vars(produced)
+    if isinstance(recorded, Account.OrderPlaced | Account.OrderFilled) and recorded.basis is None:
+        return {**fields, "basis": None}
+    return fields
+
+
+def field_diffs(recorded: Any, reproduced: Any, path: str = "") -> list[FieldDiff]:
+    """Every leaf where the two differ, by dotted path; structs, mappings and equal-length sequences are
+    compared member by member, anything else (and a member only one side has) as a whole."""
+    if recorded == reproduced:
+        return []
+    if isinstance(recorded, msgspec.Struct) and type(recorded) is type(reproduced):
+        recorded, reproduced = msgspec.structs.asdict(recorded), msgspec.structs.asdict(reproduced)
+    if isinstance(recorded, dict) and isinstance(reproduced, dict):
+        keys = [*recorded, *(k for k in reproduced if k not in recorded)]
+        return [d for k in keys
+                for d in field_diffs(recorded.get(k), reproduced.get(k), f"{path}.{k}" if path else str(k))]
+    if isinstance(recorded, tuple | list) and isinstance(reproduced, tuple | list) and len(recorded) == len(reproduced):
+        return [d for i, (a, b) in enumerate(zip(recorded, reproduced)) for d in field_diffs(a, b, f"{path}[{i}]")]
+    return [FieldDiff(field=path, recorded=msgspec.to_builtins(recorded), reproduced=msgspec.to_builtins(reproduced))]
+
+
+def describe(event_type: str, fields: Sequence[FieldDiff]) -> str:
+    shown = "; ".join(f"{d.field}: recorded {d.recorded!r}, reproduced {d.reproduced!r}" for d in fields[:3])
+    more = f"; and {len(fields) - 3} more" if len(fields) > 3 else ""
+    return f"{event_type} differs in {len(fields)} field(s): {shown}{more}"
 
 
 def decode_problem(recorded: Recorded) -> str | None:
@@ -160,18 +232,20 @@ def replay_log(log: EventLogPort, trader_factory: Callable[[], Trader], *, stop_
     for recorded in scan(log):
         problem = decode_problem(recorded)
         if problem is not None:
-            replay.divergence = replay.divergence or Divergence(
-                stream=str(recorded.stream), version=recorded.version or 0, position=recorded.position,
-                message=f"the stored event cannot be decoded: {problem}")
-            continue
-        replay.apply(recorded.event, recorded.position)
+            replay.count(Divergence(stream=str(recorded.stream), version=recorded.version or 0,
+                                    position=recorded.position, kind=UNDECODABLE,
+                                    message=f"the stored event cannot be decoded: {problem}"))
+        else:
+            replay.apply(recorded.event, recorded.position)
         if stop_at_divergence and replay.divergence is not None:
             return replay
     replay.finish()
     return replay
 
 
-def reproduce(log: EventLogPort, trader_factory: Callable[[], Trader]) -> ReproduceReport:
-    replay = replay_log(log, trader_factory)
+def reproduce(log: EventLogPort, trader_factory: Callable[[], Trader], *, every: bool = False) -> ReproduceReport:
+    """Every recorded decision re-run; `every`: go on past the first divergence and count them all."""
+    replay = replay_log(log, trader_factory, stop_at_divergence=not every)
     return ReproduceReport(ok=replay.divergence is None, events=replay.events, candles=replay.candles,
-                           decisions=replay.decisions, divergence=replay.divergence)
+                           decisions=replay.decisions, divergence=replay.divergence,
+                           divergences=replay.divergences, counts=replay.counts, every=every)

@@ -17,14 +17,18 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
-from tradeledger.adapters.feeds import live_feed
+from tradeledger.adapters.exchange import Exchange
+from tradeledger.adapters.feeds import WARMUP_CANDLES, demo_clock, live_feed, synthetic_start
+from tradeledger.adapters.inputfile import InputFile, input_file
+from tradeledger.adapters.livefeed import ExchangeFeed, FeedStatus, feed_state
 from tradeledger.adapters.lease import Lease
 from tradeledger.adapters.markets import quote_currency, quote_of
 from tradeledger.adapters.release import VERSION
@@ -37,11 +41,12 @@ from tradeledger.domain.control import apply_command
 from tradeledger.domain.decisions import DecisionSettings
 from tradeledger.domain.market import Market
 from tradeledger.domain.trader import Trader
-from tradeledger.domain.values import Candle
+from tradeledger.domain.values import Candle, timeframe_delta, timeframe_seconds
 from tradeledger.settings import Settings
 
 LEASE_WAIT_SECONDS = 2.0  # how long a starting agent waits for the lease before refusing to start
 LEASE_RETRY_SECONDS = 0.05
+SYNTHETIC = "SYNTHETIC"  # the demo market's feed source, as the dashboard labels it
 COMMAND_POLL_SECONDS = 0.1  # a paced agent between candles applies operator commands this often
 
 
@@ -66,6 +71,12 @@ def recorded_settings(log: EventLogPort, settings: Settings) -> Settings:
     if recorded is None:
         return settings
     return msgspec.convert(recorded.applied_to(msgspec.to_builtins(settings)), Settings, strict=False)
+
+
+def model_description(settings: Settings) -> str:
+    """What decides, as AgentRun.Started records it: a user strategy's name and version, or the predictor."""
+    s, p = settings.strategy, settings.predictor
+    return f"{s.name} {s.version} (strategy)" if s.name is not None else f"{p.name}(seed={p.seed})"
 
 
 def refuse_other_quote(symbol: str, account: Account) -> None:
@@ -103,6 +114,7 @@ class TradingSession:
         self.last_poll = 0.0
         self.unsaved = 0  # ticks collected in `batch`, not yet appended
         self.batch: list[object] = []
+        self.feed_status: FeedStatus | None = None  # a live exchange feed's: its lag is what heartbeats report
 
     # -- warm-up ----------------------------------------------------------------
 
@@ -142,8 +154,8 @@ class TradingSession:
         changed = {} if recorded is None else decision_settings(self.settings).changes_from(recorded)
         if changed:
             listing = ", ".join(f"{k} recorded {old!r}, now {new!r}" for k, (old, new) in changed.items())
-            raise AgentError("this store's history was decided with other settings, so it cannot be continued "
-                             f"with these ({listing}); use a new database or the recorded settings")
+            raise AgentError("this store's history was decided with other settings or code, so it cannot be "
+                             f"continued with these ({listing}); use a new database or the recorded settings")
 
     def open_account(self, at: datetime) -> Account:
         """The account, opened at `at` (its first candle's open time) in the append of that candle's tick."""
@@ -155,7 +167,8 @@ class TradingSession:
 
     # -- run lifecycle --------------------------------------------------------
 
-    def start(self, components: tuple[str, ...]) -> AgentRun:
+    def start(self, components: tuple[str, ...], data: InputFile | None = None) -> AgentRun:
+        """Record the run's start; `data`: the candle file a backtest or file replay reads."""
         if not self.resumed:
             raise AgentError("resume() the session first: it takes the lease and replays the recorded history")
         at = self.clock()
@@ -163,8 +176,9 @@ class TradingSession:
             key=f"{socket.gethostname()}:{os.getpid()}:{at.isoformat()}:{uuid.uuid4()}",
             version=VERSION, host=socket.gethostname(), pid=os.getpid(),
             config_digest=self.settings.digest(), components=components,
-            model=f"{self.settings.predictor.name}(seed={self.settings.predictor.seed})",
+            model=model_description(self.settings),
             decision_config=decision_settings(self.settings).recorded(), at=at,
+            data_file="" if data is None else data.name, data_sha256="" if data is None else data.sha256,
         )
         self.log.append(self.run.collect_events())
         self.last_beat = time.monotonic()
@@ -174,7 +188,16 @@ class TradingSession:
         due = time.monotonic() - self.last_beat >= self.settings.agent.heartbeat_interval
         if self.run is None or not (due or force):
             return
-        self.run.beat(at=self.clock(), candles_processed=self.candles_processed, feed_lag=feed_lag)
+        status = self.feed_status
+        if status is None:
+            self.run.beat(at=self.clock(), candles_processed=self.candles_processed, feed_lag=feed_lag)
+        else:
+            e = self.settings.exchange
+            state = feed_state(status, candle_seconds=timeframe_seconds(self.settings.trading.timeframe),
+                               outage_after=e.outage_alert_after)
+            self.run.beat(at=self.clock(), candles_processed=self.candles_processed, feed_lag=status.lag,
+                          feed_source=status.source, feed_state=state, last_candle_at=status.last_close,
+                          reconnects=status.reconnects)
         self.log.append(self.run.collect_events())
         self.last_beat = time.monotonic()
 
@@ -272,6 +295,9 @@ class TradingSession:
                 break
             if not self.tick(candle):
                 continue
+            if pace is not None and self.feed_status is not None:
+                self.feed_status.last_close = candle.close_time
+                self.feed_status.lag = self.feed_lag(candle)
             if self.unsaved >= batch_size:
                 self.flush()
                 if progress is not None:
@@ -297,14 +323,61 @@ class TradingSession:
         return self.account.equity(self.trader.last_prices)
 
 
+def exchange_candles(agent: TradingSession, settings: Settings, exchange: Exchange,
+                     stop: threading.Event) -> Iterator[Candle]:
+    """The live exchange feed (adapters.livefeed), sleeping in the session's `wait` (heartbeats, commands)."""
+    timeframe = settings.trading.timeframe
+
+    def last_recorded(symbol: str) -> datetime | None:
+        market = agent.markets.get((symbol, timeframe))
+        return None if market is None else market.last_open_time
+
+    def wait(seconds: float) -> bool:
+        agent.wait(seconds, stop)
+        return not stop.is_set()
+
+    feed = ExchangeFeed(exchange, settings.trading.symbols, timeframe, poll_interval=settings.exchange.poll_interval,
+                        last_recorded=last_recorded)
+    agent.feed_status = feed.status
+    return feed.candles(wait)
+
+
+def demo_candles(agent: TradingSession, feed: Iterator[Candle], settings: Settings,
+                 stop: threading.Event) -> Iterator[Candle]:
+    """The synthetic market on its clock (`adapters.feeds.demo_clock`), resuming at the last recorded close,
+    or at the warm-up's end on a fresh store (the warm-up itself is recorded at once)."""
+    step = timeframe_delta(settings.trading.timeframe)
+    closes = [m.last_open_time + step for m in agent.markets.values() if m.last_open_time is not None]
+    start = synthetic_start(agent.log, settings.trading.timeframe, agent.clock(), settings.trading.speed)
+    anchor = max(closes) if closes else start + WARMUP_CANDLES * step
+
+    def wait(seconds: float) -> bool:
+        agent.wait(seconds, stop)
+        return not stop.is_set()
+
+    return demo_clock(feed, anchor=anchor, speed=settings.trading.speed, clock=agent.clock, wait=wait)
+
+
 def run_live(agent: TradingSession, settings: Settings, stop: threading.Event, *, data: str | None,
-             components: tuple[str, ...]) -> None:
-    """The paced agent until `stop` is set; records Started, heartbeats and a clean or unclean Stopped."""
-    agent.start(components)
-    feed = live_feed(agent.log, symbols=settings.trading.symbols, timeframe=settings.trading.timeframe,
-                     seed=settings.predictor.seed, now=agent.clock(), data=data)
+             components: tuple[str, ...], exchange: Exchange | None = None) -> None:
+    """The paced agent until `stop` is set; records Started, heartbeats and a clean or unclean Stopped.
+
+    With `exchange`, it trades that exchange's closed candles as they close (no pacing of its own: the
+    feed waits for the exchange); otherwise a file replayed as if live, or the synthetic demo market."""
+    agent.start(components, None if data is None else input_file(data))
     try:
-        agent.run_feed(feed, pace=settings.trading.update_interval, stop=stop)
+        if exchange is not None:
+            agent.run_feed(exchange_candles(agent, settings, exchange, stop), stop=stop)
+        else:
+            t = settings.trading
+            demo = SYNTHETIC if t.speed == 1 else f"{SYNTHETIC} {t.speed:g}x"
+            agent.feed_status = FeedStatus(source=demo if data is None else f"file:{Path(data).name}")
+            feed = live_feed(agent.log, symbols=t.symbols, timeframe=t.timeframe, seed=settings.predictor.seed,
+                             now=agent.clock(), data=data, speed=t.speed)
+            if data is None:
+                agent.run_feed(demo_candles(agent, feed, settings, stop), stop=stop, pace=0.0)
+            else:
+                agent.run_feed(feed, pace=t.update_interval, stop=stop)
     except BaseException as error:
         agent.stop(f"failed: {error!r}", clean=False)
         raise

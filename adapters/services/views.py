@@ -42,7 +42,9 @@ class PortfolioView(msgspec.Struct, kw_only=True):
     initial_balance: Decimal
     cash: Decimal
     equity: Decimal
-    realised_pnl: Decimal
+    realised_pnl: Decimal  # = gross_pnl (kept for clients that read it)
+    gross_pnl: Decimal  # closed positions' result before fees
+    net_pnl: Decimal  # gross_pnl - fees (every fee paid, an open position's entry fee included)
     unrealised_pnl: Decimal
     position_value: Decimal  # the open positions at their last price (at cost before one): equity - cash
     fees: Decimal
@@ -92,7 +94,7 @@ class FillView(msgspec.Struct, kw_only=True):
     price: Decimal
     quantity: Decimal
     fee: Decimal
-    realised_pnl: Decimal
+    realised_pnl: Decimal  # the fill's gross result: a sell's value less the cost of what it sold (0 for a buy)
     filled_at: datetime
 
 
@@ -106,8 +108,10 @@ class TradeView(msgspec.Struct, kw_only=True):
     entry_price: Decimal
     exit_price: Decimal
     quantity: Decimal
-    fees: Decimal
-    pnl: Decimal
+    fees: Decimal  # both legs'
+    pnl: Decimal  # = net_pnl (kept for clients that read it)
+    gross_pnl: Decimal  # exit value - entry cost, before fees
+    net_pnl: Decimal  # gross_pnl - fees
 
 
 class EquityPoint(msgspec.Struct, kw_only=True):

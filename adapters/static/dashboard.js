@@ -74,9 +74,10 @@
       card("equity", `${num(v("equity"))} ${v("quote_currency")}`),
       card("return", `${num(v("return_percent"), 3)} %`, sign(v("return_percent"))),
       card("cash", num(v("cash"))),
-      card("realised PnL", num(v("realised_pnl")), sign(v("realised_pnl"))),
-      card("unrealised PnL", num(v("unrealised_pnl")), sign(v("unrealised_pnl"))),
+      card("gross PnL", num(v("gross_pnl")), sign(v("gross_pnl"))),
       card("fees", num(v("fees"))),
+      card("net PnL", num(v("net_pnl")), sign(v("net_pnl"))),
+      card("unrealised PnL", num(v("unrealised_pnl")), sign(v("unrealised_pnl"))),
       card("round trips", v("trades_closed")),
     );
     const halted = v("halted");
@@ -105,7 +106,7 @@
     const at = (f) => val(f, "FillView", "position");
     const fills = [...state.fills.values()].sort((a, b) => at(b) - at(a)).slice(0, KEEP);
     state.fills = new Map(fills.map((f) => [at(f), f]));
-    table("fills", ["time", "symbol", "side", "quantity", "price", "fee", "realised"], fills.map((f) => {
+    table("fills", ["time", "symbol", "side", "quantity", "price", "fee", "gross PnL"], fills.map((f) => {
       const v = (k) => val(f, "FillView", k);
       return [{ "data-position": v("position") }, [when(v("filled_at")), v("symbol"),
         badge(v("side"), v("side") === "buy" ? "up" : "down"), num(v("quantity")), num(v("price")), num(v("fee")),
@@ -138,6 +139,8 @@
       ["event store", badge(v("store_reachable") ? `reachable, head ${v("head")}` : "unreachable",
         v("store_reachable") ? "up" : "down")],
       ["agent", badge(a("status"), a("status"))],
+      ["feed", `${a("feed") ?? "–"} (${a("feed_source") ?? "no feed"}), lag ${(a("feed_lag") ?? 0).toFixed(0)} s, `
+        + `${a("reconnects") ?? 0} reconnects`],
       ["last heartbeat", age === null ? "–" : `${age.toFixed(0)} s ago, ${a("candles_processed")} candles`],
       ["open connections", v("open_connections") ?? "–"],
       ...v("projections").map((p) => {
@@ -149,6 +152,16 @@
     ];
     const body = el("table", {}, ...rows.map(([k, value]) => el("tr", {}, el("th", {}, k), el("td", {}, value))));
     document.getElementById("health").replaceChildren(body);
+    renderFeed(a("feed"), a("feed_source"));
+  }
+
+  // The header badge: where the prices come from (an exchange, SYNTHETIC or the file) and whether it keeps up.
+  function renderFeed(feed, source) {
+    const badgeEl = document.getElementById("feed");
+    badgeEl.textContent = `feed: ${source ?? "none"} ${feed ?? ""}`.trim();
+    badgeEl.dataset.state = feed ?? "none";
+    badgeEl.dataset.source = source ?? "";
+    badgeEl.className = `badge ${feed === "live" ? "up" : "down"}`;
   }
 
   function renderActivity() {

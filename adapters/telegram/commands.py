@@ -157,8 +157,9 @@ class Commands:
         q = view.quote_currency
         return "\n".join([
             f"{view.account} ({q})", f"cash {shown(view.cash)}", f"equity {shown(view.equity)}",
-            f"initial balance {shown(view.initial_balance)}", f"realised PnL {signed(view.realised_pnl)}",
-            f"unrealised PnL {signed(view.unrealised_pnl)}", f"fees {shown(view.fees)}",
+            f"initial balance {shown(view.initial_balance)}",
+            f"gross PnL {signed(view.gross_pnl)} (realised, before fees)", f"fees {shown(view.fees)}",
+            f"net PnL {signed(view.net_pnl)} (gross - fees)", f"unrealised PnL {signed(view.unrealised_pnl)}",
             f"return {view.return_percent:+.2f}%",
         ])
 
@@ -177,7 +178,8 @@ class Commands:
             return "no closed trades yet"
         return "\n".join(
             f"#{t.seq} {t.symbol} {shown(t.quantity)}: {shown(t.entry_price)} -> {shown(t.exit_price)}, "
-            f"PnL {signed(t.pnl)} (fees {shown(t.fees)}), closed {t.exit_time:%Y-%m-%d %H:%M}" for t in closed)
+            f"gross {signed(t.gross_pnl)} - fees {shown(t.fees)} = net PnL {signed(t.net_pnl)}, "
+            f"closed {t.exit_time:%Y-%m-%d %H:%M}" for t in closed)
 
     def pnl(self, _request: Request) -> str:
         days = self.read_models.daily_pnl(None, None)[-DAYS_SHOWN:]
