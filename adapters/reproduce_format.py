@@ -66,7 +66,8 @@ def describe_what_if(report: WhatIfReport) -> str:
         where = f"log position {change.position}" if change.position is not None else "not in the recorded log"
         lines += [f"first changed decision at {change.at.isoformat()} (recorded one: {where})",
                   f"  recorded: {change.recorded}", f"  what-if:  {change.what_if}",
-                  *(f"    {d.field}: recorded {d.recorded!r}, what-if {d.reproduced!r}" for d in change.fields[:FIELDS])]
+                  *(f"    {d.field}: recorded {d.recorded!r}, what-if {d.reproduced!r}"
+                    for d in change.fields[:FIELDS])]
     lines += [f"skipped operator command: {skip}" for skip in report.skipped[:3]]
     return "\n".join(lines)
 

@@ -206,7 +206,8 @@ def summary(event: Event) -> str:
     if isinstance(event, Account.OrderRejected):
         return f"rejected {event.side.value} {event.symbol} by {event.rule}"
     if isinstance(event, Account.OrderFilled):
-        return (f"fill {event.side.value} {event.quantity.normalize():f} {event.symbol} at {event.price.normalize():f}, "
+        return (f"fill {event.side.value} {event.quantity.normalize():f} {event.symbol} "
+                f"at {event.price.normalize():f}, "
                 f"fee {event.fee.normalize():f}")
     if isinstance(event, Account.OrderCancelled):
         return f"cancelled order {event.order_id} ({event.reason})"
