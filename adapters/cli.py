@@ -15,24 +15,25 @@ import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 
 from tradeledger.adapters import database, eventlog
+from tradeledger.adapters import cli_backtest  # noqa: F401 - registers backtest
 from tradeledger.adapters import cli_books  # noqa: F401 - registers explain, journal, trial-balance
 from tradeledger.adapters import cli_download  # noqa: F401 - registers download
+from tradeledger.adapters import cli_files  # noqa: F401 - registers export, statement
 from tradeledger.adapters import cli_log  # noqa: F401 - registers keys new, seal, prove
 from tradeledger.adapters import cli_reproduce
 from tradeledger.adapters.cli_format import describe_health, describe_portfolio
 from tradeledger.adapters.calendars import CalendarError
 from tradeledger.adapters.checkpoints import KeyFileError
-from tradeledger.adapters.cliargs import (BATCHES, COMMANDS, LIMITS, LOG_POSITIONS, PAGE_SIZES, PORTS, SECONDS,
-                                          UsageError, build_parser, command, fail, integer, key_value,
-                                          new_file, number, option, out_directory, strategy_spec, utc_time)
+from tradeledger.adapters.cliargs import (COMMANDS, LIMITS, LOG_POSITIONS, PAGE_SIZES, PARAM, PORTS, PREDICTOR,
+                                          SECONDS, STRATEGY, UsageError, build_parser, command, emit, fail, integer,
+                                          number, option, redacted_url, utc_time)
 from tradeledger.adapters.database import StoreUnavailable
 from tradeledger.adapters.exchange import ExchangeError
-from tradeledger.adapters.inputfile import input_file
-from tradeledger.adapters.marketdata import MarketDataError, load_candles
-from tradeledger.adapters.markets import MarketSettingsError, data_settings
-from tradeledger.adapters.progress import Progress, stop_on_signals
+from tradeledger.adapters.marketdata import MarketDataError
+from tradeledger.adapters.markets import MarketSettingsError
+from tradeledger.adapters.progress import stop_on_signals
 from tradeledger.adapters.composition import Composition
-from tradeledger.adapters.services import audit, backtest, readmodels, statement
+from tradeledger.adapters.services import audit, readmodels
 from tradeledger.adapters.services.trading import AgentError, run_live
 from tradeledger.adapters.strategies import StrategyError, StrategyMismatch, with_params
 from tradeledger.projections.rebuild import RebuildFailed
@@ -41,19 +42,6 @@ from tradeledger.settings import SettingsError, load_settings
 DEBUG = "TRADELEDGER_DEBUG"  # set to 1: an unexpected error also prints its traceback
 
 
-def emit(args: argparse.Namespace, value: Any, text: str) -> None:
-    if getattr(args, "json", False):
-        sys.stdout.write(msgspec.json.encode(value).decode() + "\n")
-    else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
-
-
-PREDICTOR = option("--predictor", metavar="NAME", help="ensemble, sma_cross, logistic or hoeffding_tree")
-STRATEGY = option("--strategy", type=strategy_spec, metavar="FILE.py:CLASS",
-                  help="decide with this user strategy instead of the predictor (docs/strategies.md; "
-                       "overrides strategy.path)")
-PARAM = option("--param", type=key_value, action="append", metavar="NAME=VALUE",
-               help="override a strategy parameter (repeatable; overrides strategy.params)")
 LIVE_DATA = option("--data", metavar="PATH", help="replay this candle file as if live instead of the synthetic market")
 LIVE_EXCHANGE = option("--exchange", metavar="NAME",
                        help="trade this exchange's closed candles as they close (overrides exchange.name)")
@@ -68,7 +56,7 @@ PORT = option("--port", type=integer(*PORTS), metavar="PORT",
 
 @command("db upgrade", "alembic upgrade head (also done on every start)")
 def db_upgrade(args: argparse.Namespace, container: Composition) -> int:
-    emit(args, {"upgraded": True, "database": _redacted_url(container)}, f"database is at head: {_redacted_url(container)}")
+    emit(args, {"upgraded": True, "database": redacted_url(container.settings)}, f"database is at head: {redacted_url(container.settings)}")
     return 0
 
 
@@ -130,30 +118,6 @@ def verify(args: argparse.Namespace, container: Composition) -> int:
 )
 def reproduce_command(args: argparse.Namespace, container: Composition) -> int:
     return cli_reproduce.reproduce_command(args, container)  # --all, --data, --with
-
-
-@command(
-    "backtest", "run the agent over a candle file as fast as it can, recording everything; print a summary",
-    option("--data", required=True, metavar="PATH", help="CSV, Parquet or JSON candles"),
-    option("--symbol", metavar="S", help="symbol (default: from the file name, e.g. ETH_BTC-5m.csv -> ETH/BTC)"),
-    option("--timeframe", metavar="TF", help="timeframe (default: from the file name or the spacing)"),
-    PREDICTOR,
-    STRATEGY,
-    PARAM,
-    option("--batch", type=integer(*BATCHES), default=2000, metavar="N", help="ticks per transaction (default 2000)"),
-    option("--verbose", action="store_true", help="list every gap and every bad row of the data report"),
-)
-def backtest_command(args: argparse.Namespace, container: Composition) -> int:
-    data = load_candles(args.data, symbol=args.symbol, timeframe=args.timeframe,
-                        calendar=container.settings.market.calendar)
-    settings = data_settings(container.settings, data)
-    for line in (data.inferred, data.report.summary(verbose=args.verbose)):
-        if line:
-            print(line, file=sys.stderr)
-    result = backtest.run(container.agent(settings), container.feed, data.candles, batch_size=args.batch,
-                          progress=Progress("backtest", len(data.candles)), data=input_file(args.data))
-    emit(args, msgspec.structs.replace(result, data=data.report), backtest.describe(result))
-    return 0
 
 
 @command("agent", "run the agent alone on the paced feed until SIGINT/SIGTERM (scale-out process)",
@@ -225,7 +189,7 @@ def dashboard_started(url: str) -> None:
 def project_command(args: argparse.Namespace, container: Composition) -> int:
     stop = stop_on_signals()
     readmodels.bulk_gc()
-    print(f"projecting {_redacted_url(container)}", flush=True)
+    print(f"projecting {redacted_url(container.settings)}", flush=True)
     container.run_projector(stop=stop, every=args.every, page_size=args.page_size,
                              report=lambda line: print(line, flush=True))
     return 0
@@ -290,68 +254,12 @@ def replay_command(args: argparse.Namespace, container: Composition) -> int:
     return 0
 
 
-@command("export", "write the event log and every table folded from it (orders, fills, trades, signals, every "
-         "signal, equity, candles, journal lines, rejections, halts, the account) as Parquet or CSV files",
-         option("--out", type=out_directory, required=True, metavar="DIR",
-                help="directory for the files (created if new; its parent must exist)"),
-         option("--format", choices=("parquet", "csv"), default="parquet", help="file format (default parquet)"),
-         reads="log")
-def export_command(args: argparse.Namespace, container: Composition) -> int:
-    from tradeledger.adapters.evidence import write_evidence
-    from tradeledger.adapters.export import export  # polars is slow to import, and only this command needs it
-
-    readmodels.bulk_gc()
-    # Read-only and from the log alone: every table is folded afresh up to the head at the start.
-    written = export(container.feed, args.out, args.format, until=container.feed.head(),
-                     evidence=lambda out, _fmt, _files: write_evidence(container.feed, container.engine, out))
-    emit(args, {name: str(path) for name, path in written.items()},
-         "\n".join(f"{name}: {path}" for name, path in written.items()))
-    return 0
-
-
-@command("statement", "an auditor's statement of the account as one self-contained HTML file (--pdf: and PDF); "
-         "exit 1 when verify or reproduce fails (the statement is written and says so)",
-         option("--out", type=new_file, required=True, metavar="FILE.html",
-                help="the HTML file to write (in a directory that exists)"),
-         option("--as-of", type=utc_time, metavar="T", help="cut the history at business time T, as replay --as-of"),
-         option("--account", metavar="NAME", help="the account (default: trading.account)"),
-         option("--pdf", action="store_true", help="also print FILE.pdf with Debian's headless chromium"),
-         reads="log")
-def statement_command(args: argparse.Namespace, container: Composition) -> int:
-    from tradeledger.adapters import pdf
-    from tradeledger.adapters.statement_html import render
-
-    try:
-        browser = pdf.chromium() if args.pdf else None
-        readmodels.bulk_gc()
-        drawn = statement.statement(
-            container.feed, container.recorded_trader_factory(), as_of=args.as_of, now=container.clock(),
-            account=args.account or container.settings.trading.account, database=_redacted_url(container),
-            store_id=statement.recorded_store_id(container.engine))
-        args.out.write_text(render(drawn), encoding="utf-8")
-        written = {"html": str(args.out)}
-        if browser is not None:
-            written["pdf"] = str(args.out.with_suffix(".pdf"))
-            pdf.print_pdf(args.out, args.out.with_suffix(".pdf"), browser)
-    except (pdf.PdfUnavailable, statement.NoAccount) as error:
-        return fail("statement", str(error))
-    ok = drawn.verify.ok and drawn.reproduce.ok
-    emit(args, {**written, "verify": drawn.verify.ok, "reproduce": drawn.reproduce.ok},
-         "\n".join([*(f"{kind}: {path}" for kind, path in written.items()),
-                    f"verify: {drawn.verify.summary}", f"reproduce: {drawn.reproduce.summary}"]))
-    return 0 if ok else 1
-
-
 @command("health", "agent, projections, store and connections; exit 0 healthy, 1 degraded, 2 unhealthy",
          reads="log and read models")
 def health_command(args: argparse.Namespace, container: Composition) -> int:
     report = container.health.report()
     emit(args, report, describe_health(report))
     return report.exit_code
-
-
-def _redacted_url(container: Composition) -> str:
-    return str(container.settings.redacted()["database"]["url"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -197,6 +197,19 @@ def setting_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def emit(args: argparse.Namespace, value: Any, text: str) -> None:
+    """`--json` the value, otherwise the text, on stdout."""
+    if getattr(args, "json", False):
+        sys.stdout.write(msgspec.json.encode(value).decode() + "\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def redacted_url(settings: Any) -> str:
+    """The store's URL as commands print it: without its password."""
+    return str(settings.redacted()["database"]["url"])
+
+
 def fail(command: str, message: str) -> int:
     """Report a command's error the one way (`tradeledger COMMAND: message`); returns the exit code 2."""
     print(f"tradeledger {command}: {one_line(message)}", file=sys.stderr)
@@ -206,3 +219,12 @@ def fail(command: str, message: str) -> int:
 def one_line(text: str) -> str:
     """A driver's multi-line message (psycopg's hints, say) as one line."""
     return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+# Options more than one command takes.
+PREDICTOR = option("--predictor", metavar="NAME", help="ensemble, sma_cross, logistic or hoeffding_tree")
+STRATEGY = option("--strategy", type=strategy_spec, metavar="FILE.py:CLASS",
+                  help="decide with this user strategy instead of the predictor (docs/strategies.md; "
+                       "overrides strategy.path)")
+PARAM = option("--param", type=key_value, action="append", metavar="NAME=VALUE",
+               help="override a strategy parameter (repeatable; overrides strategy.params)")
