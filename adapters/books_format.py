@@ -50,7 +50,8 @@ def describe_fill(e: Explanation) -> list[str]:
         return [f"fill: none, cancelled: {e.order.cancelled}" if e.order.cancelled else "fill: not yet filled"]
     f = e.fill
     lines = [f"fill (position {f.position}): {amount(f.quantity)} at {amount(f.price)}, fee {amount(f.fee)}, "
-             f"at the open of {f.filled_at.isoformat()} (candle position {f.candle_position})",
+             f"{'in the candle of' if f.basis and f.basis.limit_price else 'at the open of'} "
+             f"{f.filled_at.isoformat()} (candle position {f.candle_position})",
              *(f"  {line}" for line in f.formula), "  journal:", *postings(f.journal)]
     if e.round_trip is not None:
         t = e.round_trip

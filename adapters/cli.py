@@ -20,6 +20,7 @@ from tradeledger.adapters import cli_books  # noqa: F401 - registers explain, jo
 from tradeledger.adapters import cli_download  # noqa: F401 - registers download
 from tradeledger.adapters import cli_files  # noqa: F401 - registers export, statement
 from tradeledger.adapters import cli_log  # noqa: F401 - registers keys new, seal, prove
+from tradeledger.adapters import cli_report  # noqa: F401 - registers report
 from tradeledger.adapters import cli_reproduce
 from tradeledger.adapters.cli_format import describe_health, describe_portfolio
 from tradeledger.adapters.calendars import CalendarError
@@ -42,7 +43,9 @@ from tradeledger.settings import SettingsError, load_settings
 DEBUG = "TRADELEDGER_DEBUG"  # set to 1: an unexpected error also prints its traceback
 
 
-LIVE_DATA = option("--data", metavar="PATH", help="replay this candle file as if live instead of the synthetic market")
+LIVE_DATA = option("--data", action="append", metavar="PATH",
+                   help="replay this candle file (repeatable, or a directory of them) as if live instead of the "
+                        "synthetic market")
 LIVE_EXCHANGE = option("--exchange", metavar="NAME",
                        help="trade this exchange's closed candles as they close (overrides exchange.name)")
 LIVE_SPEED = option("--speed", type=number(1, 1_000_000), metavar="N",
@@ -315,7 +318,9 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
             "api.host": getattr(args, "host", None), "api.port": getattr(args, "port", None),
             "trading.speed": getattr(args, "speed", None),
             "exchange.name": getattr(args, "exchange", None), "exchange.api_url": getattr(args, "api_url", None),
-            "strategy.path": getattr(args, "strategy", None)}
+            "strategy.path": getattr(args, "strategy", None),
+            "trading.fee_rate": getattr(args, "fee", None), "trading.slippage_bps": getattr(args, "slippage_bps", None),
+            "trading.initial_balance": getattr(args, "initial_balance", None)}
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ import sys
 
 import msgspec
 
-from tradeledger.adapters.cliargs import BATCHES, PARAM, PREDICTOR, STRATEGY, command, emit, integer, option
+from tradeledger.adapters import cli_report
+from tradeledger.adapters.cliargs import BATCHES, PARAM, PREDICTOR, STRATEGY, command, emit, fail, integer, option
 from tradeledger.adapters.composition import Composition
-from tradeledger.adapters.inputfile import input_file
-from tradeledger.adapters.marketdata import load_candles
+from tradeledger.adapters.candlefiles import CandleFiles, load_files
 from tradeledger.adapters.markets import data_settings
 from tradeledger.adapters.progress import Progress
 from tradeledger.adapters.services import backtest
@@ -18,23 +18,45 @@ from tradeledger.adapters.services import backtest
 
 @command(
     "backtest", "run the agent over a candle file as fast as it can, recording everything; print a summary",
-    option("--data", required=True, metavar="PATH", help="CSV, Parquet or JSON candles"),
-    option("--symbol", metavar="S", help="symbol (default: from the file name, e.g. ETH_BTC-5m.csv -> ETH/BTC)"),
-    option("--timeframe", metavar="TF", help="timeframe (default: from the file name or the spacing)"),
+    option("--data", required=True, action="append", metavar="PATH",
+           help="CSV, Parquet or JSON candles; repeat it, or give a directory, to trade several pairs in one "
+                "account (docs/portfolios.md)"),
+    option("--symbol", metavar="S", help="symbol of the one file (default: from the file name, e.g. ETH_BTC-5m.csv "
+                                         "-> ETH/BTC)"),
+    option("--timeframe", metavar="TF", help="timeframe of the one file (default: from the file name or the spacing)"),
     PREDICTOR,
     STRATEGY,
     PARAM,
     option("--batch", type=integer(*BATCHES), default=2000, metavar="N", help="ticks per transaction (default 2000)"),
     option("--verbose", action="store_true", help="list every gap and every bad row of the data report"),
+    *cli_report.BACKTEST_OPTIONS,
 )
 def backtest_command(args: argparse.Namespace, container: Composition) -> int:
-    data = load_candles(args.data, symbol=args.symbol, timeframe=args.timeframe,
-                        calendar=container.settings.market.calendar)
-    settings = data_settings(container.settings, data)
-    for line in (data.inferred, data.report.summary(verbose=args.verbose)):
-        if line:
-            print(line, file=sys.stderr)
-    result = backtest.run(container.agent(settings), container.feed, data.candles, batch_size=args.batch,
-                          progress=Progress("backtest", len(data.candles)), data=input_file(args.data))
-    emit(args, msgspec.structs.replace(result, data=data.report), backtest.describe(result))
+    data = load_files(args.data, symbol=args.symbol, timeframe=args.timeframe,
+                      calendar=container.settings.market.calendar)
+    settings = data_settings(container.settings, data.markets)
+    report_data(data, verbose=args.verbose)
+    candles = cli_report.in_timerange(data.candles, args.timerange)
+    if not candles:
+        return fail("backtest", f"--timerange: no candles of the data in {cli_report.shown(args.timerange)}")
+    result = backtest.run(container.agent(settings), container.feed, candles, batch_size=args.batch,
+                          progress=Progress("backtest", len(candles)), data=data.identities(),
+                          breakdown=args.breakdown)
+    reports = {f.path.name: f.data.report for f in data.files}
+    single = data.markets[0].report if len(data.files) == 1 else None
+    text = backtest.describe(result) + "\n\n" + cli_report.tables(result.metrics)
+    if args.report is not None:
+        cli_report.html_from_log(args.report, container.feed, settings.trading.account, args.breakdown,
+                                 title="backtest " + ", ".join(sorted(m.symbol for m in data.markets)))
+        text += f"html: {args.report}"
+    emit(args, msgspec.structs.replace(result, data=single, data_files=reports), text)
     return 0
+
+
+def report_data(data: CandleFiles, *, verbose: bool) -> None:
+    """Each file's data report on stderr (named by the file when there are several)."""
+    for file in data.files:
+        name = f"{file.path.name}: " if len(data.files) > 1 else ""
+        for text in (file.data.inferred, file.data.report.summary(verbose=verbose)):
+            for line in (text or "").splitlines():
+                print(name + line, file=sys.stderr)

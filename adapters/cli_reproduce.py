@@ -22,7 +22,9 @@ from tradeledger.settings import Settings
 OPTIONS = (
     option("--all", dest="every", action="store_true",
            help="go on past the first divergence and count every one, by kind (default: stop at the first)"),
-    option("--data", metavar="FILE", help="also check that FILE is the recorded input: its SHA-256 and its candles"),
+    option("--data", action="append", metavar="FILE",
+           help="also check that FILE is the recorded input: its SHA-256 and its candles (repeatable, or a "
+                "directory: each file of a portfolio)"),
     option("--with", dest="overrides", action="append", type=setting_value, metavar="KEY=VALUE",
            help="what-if: re-run the recorded candles with this decision setting changed (repeatable), in memory, "
                 "and show the outcome beside the recorded one"),
@@ -42,12 +44,13 @@ def reproduce_command(args: argparse.Namespace, container: Any) -> int:
         output(args, report, describe_what_if(report))
         return 0
     try:
-        data = None if args.data is None else check_data(container.feed, args.data)
+        data = check_data(container.feed, args.data)
     except DataUnreadable as error:
         return fail("reproduce", str(error))
     report = reproduce(container.feed, container.recorded_trader_factory(), every=args.every)
     ignored = ignored_settings(container.feed, container.settings)
-    report = msgspec.structs.replace(report, ok=report.ok and (data is None or data.ok), data=data,
+    report = msgspec.structs.replace(report, ok=report.ok and all(check.ok for check in data),
+                                     data=data[0] if len(data) == 1 else None, data_files=data,
                                      ignored_settings=ignored)
     if ignored and not args.json:
         print("warning: these settings differ from the recorded ones, which reproduce uses (yours are ignored): "

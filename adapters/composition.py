@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from tradeledger.adapters import database
+from tradeledger.adapters.candlefiles import Given
 from tradeledger.adapters.checkpoints import load_private_key
 from tradeledger.adapters.lease import Lease, lease_for
 from tradeledger.adapters.services.trading import TradingSession, recorded_decisions, recorded_settings, run_live
@@ -149,10 +150,10 @@ class Composition:
             raise ExchangeError("no exchange: set exchange.name (e.g. binance) or pass --exchange")
         return Exchange(e.name, api_url=e.api_url, timeout=e.timeout, retries=e.retries)
 
-    def paced_settings(self, data: str | None) -> tuple[Exchange | None, Settings]:
-        """The exchange a paced agent trades (None: a file with `data`, else the synthetic market) and the
+    def paced_settings(self, data: Given) -> tuple[Exchange | None, Settings]:
+        """The exchange a paced agent trades (None: the files of `data`, else the synthetic market) and the
         settings for it; with an exchange, its markets are loaded here (ExchangeError when it cannot be)."""
-        if data is None and self.settings.exchange.name is not None:
+        if not data and self.settings.exchange.name is not None:
             exchange = self.exchange()
             return exchange, live_settings(self.settings, exchange)
         return None, feed_settings(self.settings, data)
@@ -186,6 +187,8 @@ class Composition:
         from tradeledger.adapters.api.follower import LogFollower, LogReader
         from tradeledger.adapters.api.messages import Renderer
         from tradeledger.adapters.api.websocket import LiveStream
+        from tradeledger.adapters.services.candles import MarketCandles
+        from tradeledger.adapters.services.metrics_log import HistoryLog
 
         settings = self.settings
         renderer = Renderer(market_names(self.store))
@@ -199,7 +202,8 @@ class Composition:
         )
         return create_app(stream=stream, renderer=renderer, read_models=self.read_models, health=self.health,
                           store=self.store, feed=self.feed, commands=self.control, settings=settings,
-                          clock=self.clock)
+                          clock=self.clock, market_candles=MarketCandles(self.feed),
+                          history_log=HistoryLog(self.feed, settings.trading.account))
 
     def telegram_bot(self, tuning: Tuning | None = None) -> TelegramBot:
         # Imported here: only `telegram` and `run` with a token need python-telegram-bot (slow to import).
@@ -232,7 +236,7 @@ class Composition:
                          heartbeat_interval=self.settings.agent.heartbeat_interval, on_started=on_started,
                          stop=stop)
 
-    def run(self, *, data: str | None, stop: threading.Event, on_started: Callable[[str], None]) -> Failure | None:
+    def run(self, *, data: Given, stop: threading.Event, on_started: Callable[[str], None]) -> Failure | None:
         """Projections, the paced agent, the API (and the Telegram bot with a token) until `stop` is set.
 
         A component that dies sets `stop`: the others stop cleanly and its failure is returned (None after

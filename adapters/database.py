@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # The PostgreSQL advisory lock key migrators queue on: any fixed number no other lock in the database uses.
@@ -89,6 +90,8 @@ def check_store(url: str, *, need_head: bool) -> None:
     if events not in tables:
         raise StoreUnavailable(f"the database holds no event store (no table {events}); "
                                "`tradeledger db upgrade` creates one")
+    from alembic.script import ScriptDirectory  # alembic is imported only where a schema is checked or migrated
+
     scripts = ScriptDirectory.from_config(_alembic_config())
     if need_head and revision != scripts.get_current_head():
         known = revision is None or any(s.revision == revision for s in scripts.walk_revisions())
@@ -99,6 +102,8 @@ def check_store(url: str, *, need_head: bool) -> None:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -110,6 +115,8 @@ def upgrade(url: str) -> None:
     Processes started together on a fresh database would each find no schema and all create it. So the
     migrating connection first takes a lock the others queue on; whoever follows finds the schema at head.
     """
+    from alembic import command
+
     config = _alembic_config()
     engine = create_db_engine(url, poolclass=NullPool)  # closing the connection really ends its session
     if engine.dialect.name == "sqlite":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 
-from tradeledger.adapters.marketdata import load_candles
+from tradeledger.adapters.candlefiles import Given, load_files
 from tradeledger.adapters.synthetic import synthetic_candles
 from tradeledger.adapters.services.ports import EventLogPort
 from tradeledger.domain.market import Market
@@ -22,8 +22,9 @@ def synthetic_feed(symbols: tuple[str, ...], timeframe: str, *, seed: int, start
             yield next(walk)
 
 
-def file_feed(path: str) -> Iterator[Candle]:
-    yield from load_candles(path).candles
+def file_feed(data: Given) -> Iterator[Candle]:
+    """The candles of one file or several (`adapters.candlefiles`: merged by time, then symbol)."""
+    yield from load_files(data).candles
 
 
 def synthetic_start(log: EventLogPort, timeframe: str, now: datetime, speed: float = 1.0) -> datetime:
@@ -58,8 +59,8 @@ def demo_clock(candles: Iterable[Candle], *, anchor: datetime, speed: float, clo
 
 
 def live_feed(log: EventLogPort, *, symbols: tuple[str, ...], timeframe: str, seed: int, now: datetime,
-              data: str | None = None, speed: float = 1.0) -> Iterator[Candle]:
-    """The paced agent's feed: a file replayed as if live, or the synthetic demo market (unpaced here)."""
-    if data is not None:
+              data: Given = None, speed: float = 1.0) -> Iterator[Candle]:
+    """The paced agent's feed: files replayed as if live, or the synthetic demo market (unpaced here)."""
+    if data:
         return file_feed(data)
     return synthetic_feed(symbols, timeframe, seed=seed, start=synthetic_start(log, timeframe, now, speed))

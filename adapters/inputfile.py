@@ -1,18 +1,15 @@
-"""The candle file a backtest or file replay read, as `AgentRun.Started` records it: its name and SHA-256."""
+"""The candle files a backtest or file replay read, as `AgentRun.Started` records them: names and SHA-256."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-import msgspec
+from tradeledger.domain.agent_run import InputFile
+
+__all__ = ["InputFile", "input_file"]
 
 CHUNK = 1 << 20
-
-
-class InputFile(msgspec.Struct, frozen=True, kw_only=True):
-    name: str  # the file's name, without its directory (which says nothing about its content)
-    sha256: str  # hex
 
 
 def input_file(path: str | Path) -> InputFile:

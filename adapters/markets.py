@@ -14,13 +14,14 @@ resolved ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
 from tradeledger.adapters.calendars import sessions_for
 from tradeledger.adapters.exchange import MarketRules
-from tradeledger.adapters.marketdata import MarketData, load_candles
+from tradeledger.adapters.candlefiles import Given, load_files
+from tradeledger.adapters.marketdata import MarketData
 from tradeledger.settings import Settings
 
 
@@ -80,12 +81,17 @@ def with_exchange_rules(settings: Settings, rules: Mapping[str, MarketRules]) ->
     return msgspec.structs.replace(settings, market=market, trading=trading)
 
 
-def data_settings(settings: Settings, data: MarketData) -> Settings:
-    return market_settings(settings, [data.symbol], data.report.calendar)
+def data_settings(settings: Settings, markets: Sequence[MarketData]) -> Settings:
+    """`settings` for trading the markets of these files; their sessions must agree (one calendar per run)."""
+    calendars = {m.report.calendar for m in markets}
+    if len(calendars) > 1:
+        found = ", ".join(f"{m.symbol} {m.report.calendar}" for m in markets)
+        raise MarketSettingsError(f"the files' markets keep different sessions ({found}): set market.calendar")
+    return market_settings(settings, [m.symbol for m in markets], calendars.pop())
 
 
-def feed_settings(settings: Settings, data: str | None) -> Settings:
-    """The settings of the paced agent: for the file replayed as if live, or for the synthetic market."""
-    if data is None:
+def feed_settings(settings: Settings, data: Given) -> Settings:
+    """The settings of the paced agent: for the files replayed as if live, or for the synthetic market."""
+    if not data:
         return market_settings(settings, settings.trading.symbols)
-    return data_settings(settings, load_candles(data, calendar=settings.market.calendar))
+    return data_settings(settings, load_files(data, calendar=settings.market.calendar).markets)

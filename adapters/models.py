@@ -1,136 +1,37 @@
-"""Online river predictors behind the domain `Predictor` protocol, and the factory.
+"""The predictors by name: the factory behind `predictor.name`.
 
-Each model follows the protocol's learn-then-predict order: on every candle it
-first learns from the previous candle's features with the label "this
-candle's return_1 > 0", then predicts from the current features. It predicts
-the more probable direction with its probability as the confidence, and hold
-(confidence 0) while the features are not ready or while that probability is
-within `dead_band` of 0.5. Nothing here reads a clock or a global random state,
-so a model is reproducible from its seed and the candle sequence.
-
-The models see only scale-free features: raw SMA levels would make an online
-linear model chase the price level instead of the move. `log_return_1` is
-left out too: it orders candles exactly as `return_1` does, so a tree gains
-nothing from it and naive Bayes leaves would count the same evidence twice.
+river (and through it scipy) takes most of a second to import, so the river models are imported only
+when one is built: a `sma_cross` backtest, `--help` and the audits never load it.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 
-import river
-from river import linear_model, optim, preprocessing, tree
-from river.base import Classifier
-
 from tradeledger.domain.errors import InvalidValue
-from tradeledger.domain.features import Features
 from tradeledger.domain.predictors import Ensemble, Predictor, SmaCross
-from tradeledger.domain.values import Decision, Prediction
-
-MODEL_FEATURES: tuple[str, ...] = (
-    "return_1",
-    "sma_gap",
-    "mean_return",
-    "std_return",
-    "rsi",
-    "volume_z",
-    "range_pct",
-)
-
-DEFAULT_DEAD_BAND = 0.05
 
 
-class _SeededNormal(optim.base.Initializer):
-    """Small random initial weights from a private `random.Random(seed)`.
+def _logistic(seed: int, fast: int, slow: int) -> Predictor:
+    from tradeledger.adapters.river_models import RiverLogistic
 
-    river's own Normal initializer returns numpy scalars, which would make
-    every later weight update numpy arithmetic; plain floats stay fast.
-    """
-
-    def __init__(self, seed: int, sigma: float = 0.01) -> None:
-        self.seed = seed
-        self.sigma = sigma
-        self._rng = random.Random(seed)
-
-    def __call__(self, shape: int = 1) -> float:
-        return self._rng.gauss(0.0, self.sigma)
+    return RiverLogistic(seed)
 
 
-class OnlineClassifierPredictor:
-    """Adapts any river binary classifier to the `Predictor` protocol."""
+def _hoeffding_tree(seed: int, fast: int, slow: int) -> Predictor:
+    from tradeledger.adapters.river_models import RiverHoeffdingTree
 
-    features_used = MODEL_FEATURES
-
-    def __init__(self, name: str, model: Classifier, *, seed: int, dead_band: float = DEFAULT_DEAD_BAND) -> None:
-        if not 0.0 <= dead_band < 0.5:
-            raise InvalidValue("dead_band", dead_band, "expected 0 <= dead_band < 0.5")
-        self.name = name
-        self.version = f"1(seed={seed},dead_band={dead_band},river={river.__version__})"
-        self.dead_band = dead_band
-        self._model = model
-        self._previous: dict[str, float] | None = None
-        self._hold = Decision(
-            prediction=Prediction.HOLD, confidence=0.0, model_name=name, model_version=self.version
-        )
-
-    def on_candle(self, features: Features) -> Decision:
-        values = features.values
-        if self._previous is not None:
-            self._model.learn_one(self._previous, values["return_1"] > 0)
-        if not features.ready:
-            return self._hold
-        x = {name: values[name] for name in self.features_used}
-        self._previous = x
-        return self._decide(self._model.predict_proba_one(x))
-
-    def _decide(self, proba: dict[bool, float]) -> Decision:
-        up, down = proba.get(True, 0.0), proba.get(False, 0.0)
-        # An untrained tree answers {} and a one-class one {True: 1.0}: normalise before comparing.
-        p_up = up / (up + down) if up + down > 0 else 0.5
-        if abs(p_up - 0.5) < self.dead_band:
-            return self._hold
-        prediction = Prediction.UP if p_up > 0.5 else Prediction.DOWN
-        return Decision(
-            prediction=prediction,
-            confidence=max(p_up, 1.0 - p_up),
-            model_name=self.name,
-            model_version=self.version,
-        )
-
-
-class RiverLogistic(OnlineClassifierPredictor):
-    """`StandardScaler | LogisticRegression`; the seed draws the small initial weights."""
-
-    def __init__(self, seed: int, dead_band: float = DEFAULT_DEAD_BAND) -> None:
-        model = preprocessing.StandardScaler() | linear_model.LogisticRegression(
-            initializer=_SeededNormal(seed)
-        )
-        super().__init__("logistic", model, seed=seed, dead_band=dead_band)
-
-
-class RiverHoeffdingTree(OnlineClassifierPredictor):
-    """`HoeffdingTreeClassifier` with naive Bayes leaves, unscaled: its Gaussian split estimates are scale-free.
-
-    Naive Bayes leaves instead of river's default adaptive ones: measured about
-    1.5x faster per candle, which the default ensemble's throughput needs.
-    river's Hoeffding tree has no random component, so the seed is recorded in
-    the version for a uniform factory but cannot change a decision.
-    """
-
-    def __init__(self, seed: int, dead_band: float = DEFAULT_DEAD_BAND) -> None:
-        super().__init__("hoeffding_tree", tree.HoeffdingTreeClassifier(leaf_prediction="nb"), seed=seed,
-                         dead_band=dead_band)
+    return RiverHoeffdingTree(seed)
 
 
 def _ensemble(seed: int, fast: int, slow: int) -> Predictor:
-    return Ensemble([RiverLogistic(seed), RiverHoeffdingTree(seed), SmaCross(fast, slow)])
+    return Ensemble([_logistic(seed, fast, slow), _hoeffding_tree(seed, fast, slow), SmaCross(fast, slow)])
 
 
 _FACTORIES: dict[str, Callable[[int, int, int], Predictor]] = {
     "sma_cross": lambda seed, fast, slow: SmaCross(fast, slow),
-    "logistic": lambda seed, fast, slow: RiverLogistic(seed),
-    "hoeffding_tree": lambda seed, fast, slow: RiverHoeffdingTree(seed),
+    "logistic": _logistic,
+    "hoeffding_tree": _hoeffding_tree,
     "ensemble": _ensemble,
 }
 

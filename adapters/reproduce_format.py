@@ -13,7 +13,7 @@ FIELDS = 6  # differing fields listed per divergence
 
 
 def describe_reproduce(report: ReproduceReport) -> str:
-    lines = [] if report.data is None else describe_data(report.data)
+    lines = [line for check in report.data_files for line in describe_data(check)]
     if report.divergence is None:
         return "\n".join([f"OK: {report.candles} candles replayed, {report.decisions} decisions reproduced exactly",
                           *lines])

@@ -45,9 +45,9 @@ def render(s: Statement) -> str:
         section("Daily PnL", table("daily-pnl", ["day (UTC)", "PnL (change in equity, net of fees)"],
                                    [(d.day, d.pnl) for d in s.daily_pnl])),
         section("Trades", table("trades", ["#", "symbol", "entry", "exit", "entry price", "exit price", "quantity",
-                                           "fees (both legs)", "net PnL"],
+                                           "fees (both legs)", "net PnL", "exit reason"],
                                 [(t.seq, t.symbol, t.entry_time, t.exit_time, t.entry_price, t.exit_price,
-                                  t.quantity, t.fees, t.pnl) for t in s.trades])),
+                                  t.quantity, t.fees, t.pnl, t.exit_reason) for t in s.trades])),
         section("Halts and resumes", table("halts", ["position", "at", "action", "rule", "by", "reason", "metrics"],
                                            [(h.position, h.at, h.action, h.rule or "", h.by, h.reason,
                                              ", ".join(f"{k}={v}" for k, v in h.metrics.items()))

@@ -24,7 +24,7 @@ from eventsourcing.domain import Aggregate
 
 from tradeledger.domain import errors, ids
 from tradeledger.domain.aggregate import LedgerAggregate
-from tradeledger.domain.orders import FillBasis, Order, OrderBasis, Position
+from tradeledger.domain.orders import FillBasis, Order, OrderBasis, Position, check_order
 from tradeledger.domain.values import JournalLine, OrderType, Side, require_utc
 
 # Money is rounded once, here, so every posting is exact and the journal balances.
@@ -62,14 +62,14 @@ class Account(LedgerAggregate):
         signal_ref: str
         reason: str
         basis: OrderBasis | None = None  # None when recorded before 0.3
+        exit_reason: str | None = None  # None: recorded before exit reasons (domain.exits.recorded_reason)
+        limit_price: Decimal | None = None  # a limit or stop order's level; None: a market order
 
         def apply(self, account: Account) -> None:
             account.orders[self.order_id] = Order(
-                order_id=self.order_id,
-                symbol=self.symbol,
-                side=self.side,
-                quantity=self.quantity,
-                placed_at=self.timestamp,
+                order_id=self.order_id, symbol=self.symbol, side=self.side, quantity=self.quantity,
+                placed_at=self.timestamp, order_type=self.order_type, limit_price=self.limit_price,
+                exit_reason=self.exit_reason,
             )
             account.orders_placed += 1
 
@@ -125,6 +125,15 @@ class Account(LedgerAggregate):
         def apply(self, account: Account) -> None:
             account.halted_by_rule = None
 
+    class EntriesSwitched(Aggregate.Event):
+        """stop_entry (stopped) or start_entry: while stopped entries are rejected; exits still run."""
+        stopped: bool
+        by: str
+        reason: str
+
+        def apply(self, account: Account) -> None:
+            account.entries_stopped = self.stopped
+
     class CommandApplied(Aggregate.Event):
         """The operator command (domain.control) at log position `issued_at` took effect on this account."""
         command_id: UUID
@@ -159,6 +168,7 @@ class Account(LedgerAggregate):
         self.orders: dict[UUID, Order] = {}
         self.orders_placed = 0
         self.halted_by_rule: str | None = None
+        self.entries_stopped = False  # stop_entry: entries rejected, exits managed (domain.control)
         self.last_command_position = 0  # commands are applied in log order: every one up to here is handled
         self.post(journal)
 
@@ -195,9 +205,12 @@ class Account(LedgerAggregate):
         signal_ref: str = "",
         reason: str = "",
         basis: OrderBasis | None = None,
+        exit_reason: str | None = None, order_type: OrderType = OrderType.MARKET, limit_price: Decimal | None = None,
     ) -> UUID:
+        """`exit_reason` (domain.exits): why a sell closes the position; `limit_price`: a limit or stop order's."""
         if quantity <= 0:
             raise errors.InvalidValue("quantity", quantity, "must be > 0")
+        check_order(side, order_type, limit_price, exit_reason)
         if side is Side.BUY and self.is_halted:
             raise errors.TradingIsHalted(
                 f"trading is halted by {self.halted_by_rule}: no new entries"
@@ -208,15 +221,8 @@ class Account(LedgerAggregate):
             )
         new_id = ids.order_id(self.name, self.orders_placed + 1)
         self.trigger_event(
-            self.OrderPlaced,
-            order_id=new_id,
-            symbol=symbol,
-            side=side,
-            quantity=quantity,
-            order_type=OrderType.MARKET,
-            signal_ref=signal_ref,
-            reason=reason,
-            basis=basis,
+            self.OrderPlaced, order_id=new_id, symbol=symbol, side=side, quantity=quantity, order_type=order_type,
+            signal_ref=signal_ref, reason=reason, basis=basis, exit_reason=exit_reason, limit_price=limit_price,
             timestamp=require_utc("at", at),
         )
         return new_id
@@ -292,6 +298,11 @@ class Account(LedgerAggregate):
         self.trigger_event(
             self.TradingResumed, by=by, reason=reason, timestamp=require_utc("at", at)
         )
+
+    def switch_entries(self, *, stopped: bool, by: str, reason: str, at: datetime) -> None:
+        if stopped == self.entries_stopped:
+            raise errors.EntriesUnchanged(f"entries are already {'stopped' if stopped else 'allowed'}")
+        self.trigger_event(self.EntriesSwitched, stopped=stopped, by=by, reason=reason, timestamp=require_utc("at", at))
 
     # -- queries ----------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import msgspec
 from eventsourcing.domain import Aggregate
 
 from tradeledger.domain import errors
@@ -11,6 +12,13 @@ from tradeledger.domain.aggregate import LedgerAggregate
 from tradeledger.domain.decisions import digest_of
 from tradeledger.domain.ids import agent_run_id
 from tradeledger.domain.values import require_utc
+
+
+class InputFile(msgspec.Struct, frozen=True, kw_only=True):
+    """A candle file a backtest or file replay read, as `AgentRun.Started` records it."""
+
+    name: str  # the file's name, without its directory (which says nothing about its content)
+    sha256: str  # hex
 
 
 class AgentRun(LedgerAggregate):
@@ -28,6 +36,14 @@ class AgentRun(LedgerAggregate):
         decision_digest: str = ""
         data_file: str = ""
         data_sha256: str = ""
+        # Added with portfolios: every file read, in the order given (a run of one file also keeps the two
+        # fields above, as before; a run of several leaves them empty). Use `input_files()` to read either.
+        data_files: tuple[InputFile, ...] = ()
+
+        def input_files(self) -> tuple[InputFile, ...]:
+            if self.data_files or not self.data_sha256:
+                return self.data_files
+            return (InputFile(name=self.data_file, sha256=self.data_sha256),)
 
     class Heartbeat(Aggregate.Event):
         """`feed_lag`: seconds from the last candle's close to the feed's now (the exchange's clock for an
@@ -65,6 +81,7 @@ class AgentRun(LedgerAggregate):
         decision_digest: str = "",
         data_file: str = "",
         data_sha256: str = "",
+        data_files: tuple[InputFile, ...] = (),
     ) -> None:
         self.host = host
         self.pid = pid
@@ -85,11 +102,11 @@ class AgentRun(LedgerAggregate):
         model: str,
         decision_config: dict[str, str],
         at: datetime,
-        data_file: str = "",
-        data_sha256: str = "",
+        data: tuple[InputFile, ...] = (),
     ) -> AgentRun:
         """`decision_config` holds every setting a decision depends on, so a replay can use the same;
-        `data_file` and `data_sha256` name the candle file a backtest or file replay reads."""
+        `data` names the candle files a backtest or file replay reads."""
+        single = data[0] if len(data) == 1 else InputFile(name="", sha256="")
         return cls._create(
             cls.Started,
             id=agent_run_id(key),
@@ -101,8 +118,9 @@ class AgentRun(LedgerAggregate):
             model=model,
             decision_config=decision_config,
             decision_digest=digest_of(decision_config),
-            data_file=data_file,
-            data_sha256=data_sha256,
+            data_file=single.name,
+            data_sha256=single.sha256,
+            data_files=data,
             timestamp=require_utc("at", at),
         )
 

@@ -1,4 +1,5 @@
-"""The paper broker: a simulated exchange that fills market orders at the next candle's open.
+"""The paper broker: a simulated exchange that fills market orders at the next candle's open, limit and
+stop orders where a candle reached their level (`domain.orders.touch_price`).
 
 Buys pay `slippage_bps` above the open, sells receive that much below; the fee
 is `fee_rate` of the traded value. A buy that the cash no longer covers at the
@@ -14,11 +15,9 @@ from decimal import ROUND_DOWN, Decimal
 
 from tradeledger.domain.account import money
 from tradeledger.domain.marketrules import RulesFor, no_rules
-from tradeledger.domain.orders import QUANTITY_QUANTUM, FillBasis, Order
+from tradeledger.domain.orders import PRICE_QUANTUM, QUANTITY_QUANTUM, FillBasis, Order, touch_price
 from tradeledger.domain.trader import Fill
 from tradeledger.domain.values import Candle, Side
-
-PRICE_QUANTUM = Decimal("1e-10")
 
 
 class PaperBroker:
@@ -29,9 +28,16 @@ class PaperBroker:
         self.slippage = slippage_bps / 10_000
 
     def fill(self, order: Order, candle: Candle, cash: Decimal) -> Fill | None:
-        direction = 1 if order.side is Side.BUY else -1
+        """None when the cash does not cover the order; a limit or stop order is filled only on a candle
+        that reached its level (`domain.orders.touch_price`: the trader asks before)."""
         rules = self.rules(order.symbol)
-        price = rules.price((candle.open * (1 + direction * self.slippage)).quantize(PRICE_QUANTUM), order.side)
+        if order.limit_price is None:
+            direction = 1 if order.side is Side.BUY else -1
+            price = rules.price((candle.open * (1 + direction * self.slippage)).quantize(PRICE_QUANTUM), order.side)
+        else:
+            touched = touch_price(order.order_type, order.side, order.limit_price, candle)
+            assert touched is not None, "a limit or stop order is filled on a candle that reached it"
+            price = touched
         quantity = order.quantity
         if order.side is Side.BUY:
             quantity = min(quantity, rules.amount(self.affordable(cash, price)))
@@ -40,7 +46,8 @@ class PaperBroker:
                 return None
         return Fill(price=price, quantity=quantity, fee=money(price * quantity * self.fee_rate),
                     basis=FillBasis(open=candle.open, slippage_bps=self.slippage_bps, fee_rate=self.fee_rate,
-                                    price_step=rules.price_step))
+                                    price_step=rules.price_step, order_type=order.order_type,
+                                    limit_price=order.limit_price))
 
     def affordable(self, cash: Decimal, price: Decimal) -> Decimal:
         quantity = (cash / (price * (1 + self.fee_rate))).quantize(QUANTITY_QUANTUM, rounding=ROUND_DOWN)

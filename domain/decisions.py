@@ -47,6 +47,21 @@ class DecisionSettings(msgspec.Struct, frozen=True, kw_only=True):
     strategy_name: str | None = msgspec.field(default=None, name="strategy.name")
     strategy_version: str | None = msgspec.field(default=None, name="strategy.version")
     strategy_params: dict[str, str] | None = msgspec.field(default=None, name="strategy.params")
+    # A portfolio's entries (docs/portfolios.md). None (left out of the recording): no limit on open trades,
+    # and each entry sized by trading.position_size of equity, as every run before them.
+    max_open_trades: int | None = msgspec.field(default=None, name="trading.max_open_trades")
+    stake_amount: Decimal | None = msgspec.field(default=None, name="trading.stake_amount")
+    # Exits and limit orders (docs/exits.md). None (left out of the recording): that exit is off, orders are
+    # market orders (a limit's offset 0, its timeout 1 candle), as every run before them decided.
+    stoploss_percent: Decimal | None = msgspec.field(default=None, name="exits.stoploss_percent")
+    take_profit_percent: Decimal | None = msgspec.field(default=None, name="exits.take_profit_percent")
+    trailing_stop_percent: Decimal | None = msgspec.field(default=None, name="exits.trailing_stop_percent")
+    roi: dict[str, Decimal] | None = msgspec.field(default=None, name="exits.roi")
+    max_holding_candles: int | None = msgspec.field(default=None, name="exits.max_holding_candles")
+    entry_order: str | None = msgspec.field(default=None, name="trading.entry_order")
+    exit_order: str | None = msgspec.field(default=None, name="trading.exit_order")
+    limit_offset_bps: Decimal | None = msgspec.field(default=None, name="trading.limit_offset_bps")
+    order_timeout_candles: int | None = msgspec.field(default=None, name="trading.order_timeout_candles")
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

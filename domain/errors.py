@@ -47,3 +47,7 @@ class NotHalted(DomainError):
 
 class CandleOutOfOrder(DomainError):
     pass
+
+
+class EntriesUnchanged(DomainError):
+    """stop_entry while stopped, or start_entry while entries are allowed."""

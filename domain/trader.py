@@ -4,8 +4,10 @@ A tick has two halves:
 - `observe(candle)` runs the features and the predictor. It depends only on
   the candles seen so far, so it runs exactly once per candle.
 - `trade(candle, signal, market, account)` records the candle and signal,
-  fills the orders placed on the previous candle at this candle's open,
-  applies the risk rules and places new orders. It only touches the
+  fills the orders placed on the previous candle at this candle's open (a
+  limit order where the candle reached it), exits by a stop or take-profit
+  inside the candle (domain.exits), applies the risk rules, the exits decided
+  at a close, and places new orders. It only touches the
   aggregates and the trader's account-side state.
 """
 
@@ -19,17 +21,22 @@ from uuid import UUID
 
 import msgspec
 
+from tradeledger.domain import exits
 from tradeledger.domain.account import Account
+from tradeledger.domain.exits import ExitRules, Holding
 from tradeledger.domain.features import FeatureEngine, Features
 from tradeledger.domain.market import Market
 from tradeledger.domain.marketrules import RulesFor, no_rules
-from tradeledger.domain.orders import FillBasis, Order, OrderBasis, SizingInputs
+from tradeledger.domain.orders import (PRICE_QUANTUM, FillBasis, Order, OrderBasis, OrderPolicy, SizingInputs,
+                                        touch_price)
 from tradeledger.domain.predictors import Predictor
 from tradeledger.domain.risk import DRAWDOWN, RISK, RiskBreach, RiskLimits, RiskMonitor
 from tradeledger.domain.sessions import Sessions
-from tradeledger.domain.values import Candle, Decision, Prediction, Side, timeframe_delta
+from tradeledger.domain.values import Candle, Decision, OrderType, Prediction, Side, timeframe_delta
 
 MIN_DATA_QUALITY = 0.9
+ENTRIES_STOPPED = "entries_stopped"  # the rule an entry is rejected by after stop_entry
+MAX_OPEN_TRADES = "max_open_trades"  # the rule an entry beyond trading.max_open_trades is rejected by
 
 
 class Fill(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,7 +48,8 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
 
 class Broker(Protocol):
     def fill(self, order: Order, candle: Candle, cash: Decimal) -> Fill | None:
-        """Fill a market order at this candle's open, or None when it cannot be afforded."""
+        """Fill an order in this candle (a market order at its open, a limit or stop order that the candle
+        reached at its level or the open), or None when it cannot be afforded."""
         ...
 
 
@@ -49,11 +57,14 @@ class Sizing(msgspec.Struct, frozen=True, kw_only=True):
     position_size: Decimal
     fee_rate: Decimal
     slippage_bps: Decimal
+    stake_amount: Decimal | None = None  # trading.stake_amount: a fixed budget per entry instead of position_size
+    max_open_trades: int | None = None  # trading.max_open_trades: None, no limit
 
     def inputs(self, equity: Decimal, cash: Decimal, price: Decimal, amount_step: Decimal | None = None
                ) -> SizingInputs:
         return SizingInputs(equity=equity, cash=cash, position_size=self.position_size, fee_rate=self.fee_rate,
-                            slippage_bps=self.slippage_bps, price=price, amount_step=amount_step)
+                            slippage_bps=self.slippage_bps, price=price, amount_step=amount_step,
+                            stake_amount=self.stake_amount)
 
 
 class Signal(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,7 +100,12 @@ class Trader:
         sizing: Sizing,
         broker: Broker,
         rules: RulesFor = no_rules,
+        exit_rules: ExitRules = ExitRules(),
+        orders: OrderPolicy = OrderPolicy(),
     ) -> None:
+        self.exit_rules = exit_rules  # exits.* (domain.exits)
+        self.orders = orders  # market or limit entries and signal exits
+        self.holdings: dict[str, Holding] = {}  # the open positions as their exits see them
         self.model_factory = model_factory
         self.rules = rules  # each market's trading rules: steps and minimums (domain.marketrules)
         self.models: dict[str, MarketModel] = {}
@@ -97,6 +113,7 @@ class Trader:
         self.broker = broker
         self.risk = RiskMonitor(limits)
         self.last_prices: dict[str, Decimal] = {}
+        self.last_candles: dict[str, Candle] = {}  # what a forced order between ticks is placed on (domain.control)
         self.entry_fees: dict[str, Decimal] = {}
         self.halted_rule: str | None = None  # the halt in force at the end of the last tick
         self.signal: tuple[UUID, int] | None = None  # (market stream, version) of the tick's signal
@@ -120,8 +137,12 @@ class Trader:
         )
         self.signal = (market.id, market.version)
         self.fill_open_orders(candle, account)
+        self.protect(candle, account)
+        self.expire_limits(candle, account)
         self.last_prices[candle.symbol] = candle.close
+        self.last_candles[candle.symbol] = candle
         self.apply_risk(candle, account)
+        self.exit_at_close(candle, account)
         if signal.is_actionable:
             self.act(candle, signal.decision.prediction, account)
 
@@ -138,22 +159,79 @@ class Trader:
         self.halted_rule = account.halted_by_rule
 
     def fill_open_orders(self, candle: Candle, account: Account) -> None:
+        """Market orders at this open; limit orders only when this candle reached their level."""
         for order in [o for o in account.orders.values() if o.symbol == candle.symbol]:
-            fill = self.broker.fill(order, candle, account.cash)
-            if fill is None:
-                account.cancel_order(order.order_id, reason="cash does not cover the order at the fill price",
-                                     at=candle.open_time)
-                continue
-            pnl = account.fill_order(order.order_id, price=fill.price, quantity=fill.quantity, fee=fill.fee,
-                                     at=candle.open_time, basis=fill.basis)
-            self.settle(order, fill, pnl, account)
+            if order.limit_price is None or touch_price(order.order_type, order.side, order.limit_price, candle):
+                self.fill(order, candle, account)
 
-    def settle(self, order: Order, fill: Fill, pnl: Decimal, account: Account) -> None:
+    def fill(self, order: Order, candle: Candle, account: Account) -> None:
+        fill = self.broker.fill(order, candle, account.cash)
+        if fill is None:
+            account.cancel_order(order.order_id, reason="cash does not cover the order at the fill price",
+                                 at=candle.open_time)
+            return
+        pnl = account.fill_order(order.order_id, price=fill.price, quantity=fill.quantity, fee=fill.fee,
+                                 at=candle.open_time, basis=fill.basis)
+        self.settle(order, fill, pnl, account, candle)
+
+    def settle(self, order: Order, fill: Fill, pnl: Decimal, account: Account, candle: Candle) -> None:
         """A round trip ends when the position is flat again; its result is net of both legs' fees."""
         if order.side is Side.BUY:
             self.entry_fees[order.symbol] = self.entry_fees.get(order.symbol, Decimal(0)) + fill.fee
+            self.holdings.setdefault(order.symbol, Holding(entry_price=fill.price, entered_at=candle.open_time,
+                                                           highest_close=fill.price,
+                                                           filled_inside=order.limit_price is not None
+                                                           and fill.price != candle.open))
         elif not account.position(order.symbol).quantity:
+            self.holdings.pop(order.symbol, None)
             self.risk.record_round_trip(pnl - fill.fee - self.entry_fees.pop(order.symbol, Decimal(0)))
+
+    def protect(self, candle: Candle, account: Account) -> None:
+        """The stops and the take-profit inside this candle (domain.exits), from the candle the entry filled at:
+        the whole candle trades after its open. One fills at once, taking over a resting limit exit."""
+        holding, rules = self.holdings.get(candle.symbol), self.rules(candle.symbol)
+        trigger = None if holding is None else self.exit_rules.intrabar(
+            holding, candle, lambda p: rules.price(p.quantize(PRICE_QUANTUM), Side.SELL),
+            lambda p: rules.price(p.quantize(PRICE_QUANTUM), Side.BUY))
+        if trigger is None:
+            return
+        at, held = candle.open_time, account.position(candle.symbol).quantity
+        for order in [o for o in account.orders.values() if o.symbol == candle.symbol and o.side is Side.SELL]:
+            account.cancel_order(order.order_id, reason=f"{trigger.reason} at {trigger.level} takes over", at=at)
+        if not self.refused(candle.symbol, Side.SELL, held, trigger.level, at, account):
+            placed = account.place_order(candle.symbol, Side.SELL, held, at=at, signal_ref=signal_ref(candle),
+                                         reason=f"{trigger.reason} at {trigger.level}", basis=self.basis(),
+                                         exit_reason=trigger.reason, order_type=trigger.order_type,
+                                         limit_price=trigger.level)
+            self.fill(account.open_order(placed), candle, account)
+
+    def expire_limits(self, candle: Candle, account: Account) -> None:
+        """A limit order this candle did not reach is cancelled once it waited trading.order_timeout_candles."""
+        for order in [o for o in account.orders.values() if o.symbol == candle.symbol and o.limit_price is not None]:
+            waited = (candle.close_time - order.placed_at) // timeframe_delta(candle.timeframe)
+            if waited >= self.orders.timeout_candles:
+                account.cancel_order(order.order_id, at=candle.close_time, reason=f"limit {order.limit_price} "
+                                     f"not reached in {waited} candles (trading.order_timeout_candles)")
+
+    def exit_at_close(self, candle: Candle, account: Account) -> None:
+        """The holding limit and the ROI table at this close (domain.exits): sold at the next open."""
+        holding = self.holdings.get(candle.symbol)
+        if holding is None:
+            return
+        holding.closed(candle)
+        reason, unsold = self.exit_rules.at_close(holding, candle), account.committed_sell_room(candle.symbol)
+        at = candle.close_time
+        if reason is not None and unsold > 0 and not self.refused(candle.symbol, Side.SELL, unsold, candle.close,
+                                                                   at, account):
+            account.place_order(candle.symbol, Side.SELL, unsold, at=at, signal_ref=signal_ref(candle),
+                                reason=f"exit by {reason}", basis=self.basis(), exit_reason=reason)
+
+    def order_kind(self, side: Side, candle: Candle) -> tuple[OrderType, Decimal | None]:
+        """A limit order's type and level (rounded to the price step against the trader), or a market order."""
+        if not self.orders.limit_for(side):
+            return OrderType.MARKET, None
+        away = Side.SELL if side is Side.BUY else Side.BUY  # a buy limit rounds down, a sell limit up
+        return OrderType.LIMIT, self.rules(candle.symbol).price(self.orders.level(side, candle.close), away)
 
     def apply_risk(self, candle: Candle, account: Account) -> None:
         at, halted_by = candle.close_time, account.halted_by_rule
@@ -181,14 +259,15 @@ class Trader:
         """Sell every position at the next open, and drop pending entries: a limit that only blocked
         entries would let an open position keep losing."""
         at = candle.close_time
-        for order in [o for o in account.orders.values() if o.side is Side.BUY]:
-            account.cancel_order(order.order_id, reason=f"{reason}: pending entries are dropped", at=at)
+        for order in [o for o in account.orders.values() if o.side is Side.BUY or o.limit_price is not None]:
+            dropped = "pending entries are" if order.side is Side.BUY else "a resting limit exit is"
+            account.cancel_order(order.order_id, reason=f"{reason}: {dropped} dropped", at=at)
         for symbol in list(account.positions):
             unsold = account.committed_sell_room(symbol)
             price = self.last_prices.get(symbol, candle.close)
             if unsold > 0 and not self.refused(symbol, Side.SELL, unsold, price, at, account):
                 account.place_order(symbol, Side.SELL, unsold, at=at, signal_ref=signal_ref(candle), reason=reason,
-                                    basis=self.basis())
+                                    basis=self.basis(), exit_reason=reason)
 
     def act(self, candle: Candle, prediction: Prediction, account: Account) -> None:
         symbol, at = candle.symbol, candle.close_time
@@ -199,16 +278,23 @@ class Trader:
         if prediction is Prediction.DOWN and held > 0:
             if self.refused(symbol, Side.SELL, held, candle.close, at, account):
                 return
+            kind, level = self.order_kind(Side.SELL, candle)
             account.place_order(symbol, Side.SELL, held, at=at, signal_ref=ref, reason="exit on down signal",
-                                basis=self.basis())
+                                basis=self.basis(), exit_reason=exits.SIGNAL, order_type=kind, limit_price=level)
         elif prediction is Prediction.UP and held == 0:
             self.enter(candle, account, ref)
 
-    def enter(self, candle: Candle, account: Account, ref: str) -> None:
+    def enter(self, candle: Candle, account: Account, ref: str, reason: str = "entry on up signal") -> None:
         at = candle.close_time
         if account.is_halted:
             account.reject_order(candle.symbol, Side.BUY, rule=account.halted_by_rule or "halted",
                                  reason=f"trading is halted by {account.halted_by_rule}: no new entries", at=at)
+            return
+        if account.entries_stopped:
+            account.reject_order(candle.symbol, Side.BUY, rule=ENTRIES_STOPPED,
+                                 reason="entries are stopped by an operator (stop_entry): no new entries", at=at)
+            return
+        if self.too_many_open(candle, account):
             return
         sizing = self.sizing.inputs(account.equity(self.last_prices), account.cash, candle.close,
                                     self.rules(candle.symbol).amount_step)
@@ -220,8 +306,21 @@ class Trader:
         quantity = self.rules(candle.symbol).amount(quantity)
         if self.refused(candle.symbol, Side.BUY, quantity, candle.close, at, account):
             return
-        account.place_order(candle.symbol, Side.BUY, quantity, at=at, signal_ref=ref, reason="entry on up signal",
-                            basis=self.basis(sizing))
+        kind, level = self.order_kind(Side.BUY, candle)
+        account.place_order(candle.symbol, Side.BUY, quantity, at=at, signal_ref=ref, reason=reason,
+                            basis=self.basis(sizing), order_type=kind, limit_price=level)
+
+    def too_many_open(self, candle: Candle, account: Account) -> bool:
+        """`trading.max_open_trades` reached: a pending entry counts as open, or two signals on one candle
+        time would both enter."""
+        limit = self.sizing.max_open_trades
+        trades = set(account.positions) | {o.symbol for o in account.orders.values() if o.side is Side.BUY}
+        if limit is None or len(trades) < limit:
+            return False
+        account.reject_order(candle.symbol, Side.BUY, rule=MAX_OPEN_TRADES, at=candle.close_time,
+                             reason=f"{len(trades)} trades are open ({', '.join(sorted(trades))}): "
+                                    f"trading.max_open_trades is {limit}")
+        return True
 
     def refused(self, symbol: str, side: Side, quantity: Decimal, price: Decimal, at: datetime,
                 account: Account) -> bool:

@@ -25,6 +25,8 @@ class Side(str, Enum):
 
 class OrderType(str, Enum):
     MARKET = "market"
+    LIMIT = "limit"  # fills only at its limit price or better (docs/exits.md)
+    STOP = "stop"  # a sell stop: fills once the price falls to its level, at the level or the lower open
 
 
 class Prediction(str, Enum):

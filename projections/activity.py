@@ -49,6 +49,7 @@ DESCRIBE: dict[type, Callable[[Any], str]] = {
     Account.OrderCancelled: lambda e: f"order {_short(e.order_id)} cancelled: {e.reason}",
     Account.TradingHalted: lambda e: f"trading halted by {e.rule} ({e.by}): {e.reason}",
     Account.TradingResumed: lambda e: f"trading resumed by {e.by}: {e.reason}",
+    Account.EntriesSwitched: lambda e: f"entries {'stopped' if e.stopped else 'started'} by {e.by}: {e.reason}",
     Market.Listed: lambda e: f"market {e.symbol} {e.timeframe} listed",
     Market.SignalGenerated: lambda e: f"{e.symbol} {e.timeframe} {e.candle_time:%Y-%m-%d %H:%M}: "
                                       f"{e.prediction.value} ({e.confidence:.2f})"

@@ -13,7 +13,8 @@ Rules (what a trader and an auditor read from these rows):
   day starts from the initial balance, so the days sum to equity - initial balance.
 - A round trip starts when a position opens from zero and ends when it is
   back at zero. Entry/exit prices are the quantity-weighted fill prices; fees
-  are both legs' fees; pnl is the realised PnL net of those fees.
+  are both legs' fees; pnl is the realised PnL net of those fees; its exit reason is the closing sell's
+  (a sell recorded before exit reasons: `signal`, or `max_drawdown_percent` for the drawdown rule's exit).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from tradeledger.domain.account import FEES, TRADING_INCOME, Account, cash_account, position_account
+from tradeledger.domain.exits import recorded_reason
 from tradeledger.domain.market import Market
 from tradeledger.domain.values import JournalLine, Side
 from tradeledger.projections.fold import Fold, EventHandler, Projection
@@ -67,6 +69,7 @@ class PortfolioFold(Fold):
             Account.Opened: self.opened, Account.OrderPlaced: self.order_placed,
             Account.OrderFilled: self.order_filled, Account.OrderCancelled: self.order_cancelled,
             Account.TradingHalted: self.halted, Account.TradingResumed: self.resumed,
+            Account.EntriesSwitched: self.entries_switched,
         }
 
     @classmethod
@@ -115,7 +118,7 @@ class PortfolioFold(Fold):
         order = self.orders[e.order_id] = OrderRow(
             order_id=e.order_id, account=self.accounts[e.originator_id].account, symbol=e.symbol, side=e.side,
             quantity=e.quantity, order_type=e.order_type, placed_at=e.timestamp, signal_ref=e.signal_ref,
-            reason=e.reason, status="open",
+            reason=e.reason, status="open", limit_price=e.limit_price, exit_reason=e.exit_reason,
         )
         self.sink.put(ORDERS, order)
 
@@ -135,7 +138,7 @@ class PortfolioFold(Fold):
             price=e.price, quantity=e.quantity, fee=e.fee, realised_pnl=e.realised_pnl, filled_at=e.timestamp,
         ))
         self.post(account, e.journal)
-        self.move_position(account, e)
+        self.move_position(account, e, recorded_reason(order.exit_reason, order.reason))
         self.mark(account)
 
     def halted(self, e: Account.TradingHalted, _position: int) -> None:
@@ -146,6 +149,11 @@ class PortfolioFold(Fold):
     def resumed(self, e: Account.TradingResumed, _position: int) -> None:
         account = self.accounts[e.originator_id]
         account.halted, account.halted_rule, account.halted_reason = False, None, None
+        self.sink.put(ACCOUNTS, account)
+
+    def entries_switched(self, e: Account.EntriesSwitched, _position: int) -> None:
+        account = self.accounts[e.originator_id]
+        account.entries_stopped = e.stopped
         self.sink.put(ACCOUNTS, account)
 
     # -- ledger and valuation -------------------------------------------------
@@ -160,7 +168,7 @@ class PortfolioFold(Fold):
             elif line.account == TRADING_INCOME:
                 account.realised_pnl -= line.amount  # income is a credit: negative is a gain
 
-    def move_position(self, account: AccountRow, e: Account.OrderFilled) -> None:
+    def move_position(self, account: AccountRow, e: Account.OrderFilled, exit_reason: str) -> None:
         held = self.positions.setdefault(account.account, {})
         position = held.get(e.symbol)
         if position is None:
@@ -182,7 +190,7 @@ class PortfolioFold(Fold):
         else:
             del held[e.symbol]
             self.sink.delete(POSITIONS, position)
-            self.close_trip(account, position, e.timestamp)
+            self.close_trip(account, position, e.timestamp, exit_reason)
 
     def new_position(self, account: str, e: Account.OrderFilled) -> PositionRow:
         return PositionRow(
@@ -197,7 +205,7 @@ class PortfolioFold(Fold):
         position.unrealised_pnl = position.value - position.cost
         self.sink.put(POSITIONS, position)
 
-    def close_trip(self, account: AccountRow, position: PositionRow, at: datetime) -> None:
+    def close_trip(self, account: AccountRow, position: PositionRow, at: datetime, exit_reason: str) -> None:
         account.trades_closed += 1
         self.sink.put(TRADES, TradeRow(
             account=account.account, seq=account.trades_closed, symbol=position.symbol,
@@ -205,6 +213,7 @@ class PortfolioFold(Fold):
             entry_price=position.entry_value / position.entry_quantity,
             exit_price=position.exit_value / position.exit_quantity,
             quantity=position.entry_quantity, fees=position.trip_fees, pnl=position.trip_pnl - position.trip_fees,
+            exit_reason=exit_reason,
         ))
 
     def mark(self, account: AccountRow, at: datetime | None = None, day: date | None = None) -> None:

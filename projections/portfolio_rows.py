@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 import sqlalchemy as sa
 
+from tradeledger.domain.exits import SIGNAL
 from tradeledger.domain.values import OrderType, Side
 from tradeledger.projections.rows import RowTable
 
@@ -42,6 +43,7 @@ class AccountRow(msgspec.Struct, kw_only=True):
     mark_day: date | None
     day_open_equity: Decimal
     trades_closed: int
+    entries_stopped: bool = False  # stop_entry (domain.control); migration 0012_entries
 
 
 class PositionRow(msgspec.Struct, kw_only=True):
@@ -82,6 +84,8 @@ class OrderRow(msgspec.Struct, kw_only=True):
     filled_quantity: Decimal | None = None
     fee: Decimal | None = None
     close_reason: str | None = None
+    limit_price: Decimal | None = None  # a limit or stop order's level
+    exit_reason: str | None = None  # a sell's (domain.exits); None before exit reasons were recorded
 
 
 class FillRow(msgspec.Struct, kw_only=True):
@@ -108,6 +112,7 @@ class TradeRow(msgspec.Struct, kw_only=True):
     quantity: Decimal
     fees: Decimal
     pnl: Decimal
+    exit_reason: str = SIGNAL  # the closing sell's (domain.exits.recorded_reason)
 
 
 class EquityRow(msgspec.Struct, kw_only=True):

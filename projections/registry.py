@@ -9,12 +9,13 @@ from tradeledger.projections.alerts import ALERTS_PROJECTION
 from tradeledger.projections.connections import CONNECTIONS_PROJECTION
 from tradeledger.projections.fold import Projection
 from tradeledger.projections.health import HEALTH_PROJECTION
+from tradeledger.projections.models import MODELS_PROJECTION
 from tradeledger.projections.portfolio import PORTFOLIO
 from tradeledger.projections.signals import SIGNALS_PROJECTION
 
 PROJECTIONS: tuple[Projection, ...] = (
     PORTFOLIO, SIGNALS_PROJECTION, HEALTH_PROJECTION, ACTIVITY_PROJECTION, CONNECTIONS_PROJECTION,
-    ALERTS_PROJECTION,
+    ALERTS_PROJECTION, MODELS_PROJECTION,
 )
 BY_NAME = {p.name: p for p in PROJECTIONS}
 

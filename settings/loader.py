@@ -165,6 +165,14 @@ def _strategy_params(value: Any) -> dict[str, Any]:
     return {name: _text(item) if isinstance(item, str) else item for name, item in params.items()}
 
 
+def _roi(value: Any) -> dict[str, Decimal]:
+    """Freqtrade's minimal_roi: {"0": 4, "30": 2}; keys are whole minutes (text, as TOML keys are)."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError(value)
+    minutes = [_check(_integer, lambda n: 0 <= n <= 10_000_000)(key) for key in value]
+    return {str(m): _check(_decimal, lambda d: -100 < d <= 1_000_000)(v) for m, v in zip(minutes, value.values())}
+
+
 def _list_of(parse: Parse) -> Parse:
     def run(value: Any) -> tuple[Any, ...]:
         if isinstance(value, str):  # env and CLI give "ETH/BTC,LTC/BTC"
@@ -199,12 +207,17 @@ _SECRET = Rule(_optional(_text), "a non-empty string (quoted in a file) or unset
 _SECONDS = Rule(_check(_float, lambda s: 0.001 <= s <= 86400), "a number of seconds from 0.001 to 86400")
 _WINDOW = Rule(_check(_integer, lambda n: 1 <= n <= 1_000_000), "an integer from 1 to 1000000")
 _POSITIVE_DECIMAL = Rule(_check(_decimal, lambda d: d > 0), "a decimal > 0")
+_ORDER_TYPE = Rule(_optional(_check(_text, ("market", "limit").__contains__)), "market or limit, or unset (market)")
+# A stop 100% or more below the entry would be at a price of zero or less.
+_PERCENT_BELOW = Rule(_optional(_check(_decimal, lambda d: 0 < d < 100)), "a percent > 0 and < 100, or unset (off)")
 _MARKET_RULE = Rule(_optional(_market_rule), "a decimal from 1E-18 to 1E+12, a table of them by symbol, or unset")
 
 RULES: dict[str, Rule] = {
     "database.url": Rule(
-        _check(_text, lambda url: url.startswith(DATABASE_SCHEMES)),
-        "a URL starting with " + ", ".join(DATABASE_SCHEMES),
+        # In a SQLite URL '?' starts the query and '#' the fragment: a path holding one would name another file.
+        _check(_text, lambda url: url.startswith(DATABASE_SCHEMES)
+               and not (url.startswith("sqlite:") and any(c in url for c in "?#"))),
+        "a URL starting with " + ", ".join(DATABASE_SCHEMES) + " (a SQLite path without '?' or '#')",
     ),
     "trading.account": _TEXT,
     "trading.quote_currency": Rule(_quote_currency, "a currency code such as USD, or auto (the symbols' quote)"),
@@ -218,6 +231,24 @@ RULES: dict[str, Rule] = {
     "trading.fee_rate": Rule(_check(_decimal, lambda d: 0 <= d < 1), "a decimal >= 0 and < 1"),
     "trading.slippage_bps": Rule(_check(_decimal, lambda d: 0 <= d < 10_000), "a decimal >= 0 and < 10000"),
     "trading.position_size": Rule(_check(_decimal, lambda d: 0 < d <= 1), "a decimal > 0 and <= 1"),
+    "trading.max_open_trades": Rule(_optional(_check(_integer, lambda n: 1 <= n <= 1_000_000)),
+                                    "an integer from 1 to 1000000, or unset (no limit)"),
+    "trading.stake_amount": Rule(_optional(_check(_decimal, lambda d: Decimal("1E-8") <= d <= Decimal("1E+12"))),
+                                 "a decimal from 1E-8 to 1E+12, or unset (trading.position_size of equity)"),
+    "trading.entry_order": _ORDER_TYPE,
+    "trading.exit_order": _ORDER_TYPE,
+    "trading.limit_offset_bps": Rule(_optional(_check(_decimal, lambda d: 0 <= d < 10_000)),
+                                     "a decimal >= 0 and < 10000, or unset (0)"),
+    "trading.order_timeout_candles": Rule(_optional(_check(_integer, lambda n: 1 <= n <= 1_000_000)),
+                                          "an integer from 1 to 1000000, or unset (1)"),
+    "exits.stoploss_percent": _PERCENT_BELOW,
+    "exits.trailing_stop_percent": _PERCENT_BELOW,
+    "exits.take_profit_percent": Rule(_optional(_check(_decimal, lambda d: 0 < d <= 1_000_000)),
+                                      "a percent > 0 and <= 1000000, or unset (off)"),
+    "exits.roi": Rule(_optional(_roi), "a table of minutes held (0, 30, ...) to a minimum profit percent, "
+                                       "such as {0 = 4, 30 = 2, 60 = 0}, or unset (off)"),
+    "exits.max_holding_candles": Rule(_optional(_check(_integer, lambda n: 1 <= n <= 1_000_000)),
+                                      "an integer from 1 to 1000000, or unset (off)"),
     "risk.max_daily_loss_percent": _POSITIVE_DECIMAL,
     "risk.max_drawdown_percent": _POSITIVE_DECIMAL,
     "risk.max_consecutive_losses": Rule(_check(_integer, lambda n: n >= 1), "an integer >= 1"),

@@ -50,6 +50,13 @@ class TradingSettings(msgspec.Struct, frozen=True, kw_only=True):
     fee_rate: Decimal
     slippage_bps: Decimal
     position_size: Decimal
+    max_open_trades: int | None = None  # positions (or pending entries) at once; None: no limit
+    stake_amount: Decimal | None = None  # quote currency per entry; None: position_size of equity
+    # Limit orders (docs/exits.md); None: market orders, a limit's offset 0 and timeout 1 candle.
+    entry_order: str | None = None  # "market" or "limit"
+    exit_order: str | None = None  # a signal exit's
+    limit_offset_bps: Decimal | None = None  # a buy limit this far below the signal's close, a sell limit above
+    order_timeout_candles: int | None = None  # a limit order not filled after this many candles is cancelled
 
 
 class RiskSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,6 +144,16 @@ class StrategySettings(msgspec.Struct, frozen=True, kw_only=True):
     version: str | None = None
 
 
+class ExitsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The exits that protect a position (docs/exits.md); None is off."""
+
+    stoploss_percent: Decimal | None = None
+    take_profit_percent: Decimal | None = None
+    trailing_stop_percent: Decimal | None = None  # below the highest close since the entry
+    roi: dict[str, Decimal] | None = None  # minutes held (text) -> minimum profit percent
+    max_holding_candles: int | None = None
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database: DatabaseSettings
     trading: TradingSettings
@@ -150,6 +167,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     exchange: ExchangeSettings = ExchangeSettings()
     audit: AuditSettings = AuditSettings()
     strategy: StrategySettings = StrategySettings()
+    exits: ExitsSettings = ExitsSettings()
 
     def redacted(self) -> dict[str, dict[str, Any]]:
         """Every value by section; secrets are `<secret>` when set and None when unset."""

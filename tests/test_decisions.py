@@ -30,7 +30,10 @@ def test_the_settings_record_as_dotted_names_to_text_and_read_back_the_same() ->
     decisions = DecisionSettings.of(msgspec.to_builtins(load_settings(environ={})))
     recorded = decisions.recorded()
     unset_rules = ["market.amount_step", "market.price_step", "market.min_amount", "market.min_notional",
-                   "strategy.digest", "strategy.name", "strategy.version", "strategy.params"]  # no strategy
+                   "strategy.digest", "strategy.name", "strategy.version", "strategy.params",  # no strategy
+                   "trading.max_open_trades", "trading.stake_amount",  # no portfolio limits
+                   *(n for n in DecisionSettings.names() if n.startswith("exits.")),  # no exits: market orders
+                   "trading.entry_order", "trading.exit_order", "trading.limit_offset_bps", "trading.order_timeout_candles"]
     assert list(recorded) == [name for name in DecisionSettings.names() if name not in unset_rules]
     assert all(isinstance(v, str) for v in recorded.values())
     assert DecisionSettings.from_recorded(recorded) == decisions
@@ -46,7 +49,9 @@ def test_a_change_is_named_by_setting_and_compared_as_recorded_text() -> None:
 def test_applied_to_the_settings_the_recorded_decisions_win_and_nothing_else_changes() -> None:
     sections = {"trading": {"account": "main", "fee_rate": "0.002"}, "risk": {}, "predictor": {}, "market": {}}
     applied = DecisionSettings.from_recorded(RECORDED_BY_0_1_0).applied_to(sections)
-    assert applied["trading"] == {"account": "main", "fee_rate": "0.0010", "slippage_bps": "5", "position_size": "0.1"}
+    assert applied["trading"] == {"account": "main", "fee_rate": "0.0010", "slippage_bps": "5", "position_size": "0.1",
+                                  "max_open_trades": None, "stake_amount": None, "entry_order": None,
+                                  "exit_order": None, "limit_offset_bps": None, "order_timeout_candles": None}
     no_rules = {"amount_step": None, "price_step": None, "min_amount": None, "min_notional": None}
     assert applied["market"] == {"calendar": "24/7", **no_rules} and sections["trading"]["fee_rate"] == "0.002"
 

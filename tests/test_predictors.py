@@ -12,13 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradeledger.adapters.marketdata import load_candles
-from tradeledger.adapters.models import (
-    PREDICTOR_NAMES,
-    OnlineClassifierPredictor,
-    RiverHoeffdingTree,
-    RiverLogistic,
-    build_predictor,
-)
+from tradeledger.adapters.models import PREDICTOR_NAMES, build_predictor
+from tradeledger.adapters.river_models import OnlineClassifierPredictor, RiverHoeffdingTree, RiverLogistic
 from tradeledger.domain.errors import InvalidValue
 from tradeledger.domain.features import FeatureEngine, Features
 from tradeledger.domain.predictors import Ensemble, Predictor, SmaCross

@@ -180,6 +180,13 @@ def test_bad_database_scheme_and_timeframe(tmp_path: Path) -> None:
     assert load_settings(environ=ok).trading.timeframe == "1h"
 
 
+@pytest.mark.parametrize("path", ["/tmp/a?b/s.sqlite", "/tmp/a#b/s.sqlite"])
+def test_a_sqlite_path_with_a_uri_character_is_refused(path: str) -> None:
+    # SQLAlchemy would read '?' as the query and '#' as the fragment and open (or create) another file.
+    error = error_of(environ={"TRADELEDGER_DATABASE__URL": f"sqlite:///{path}"})
+    assert [e.key for e in error.errors] == ["database.url"]
+
+
 @pytest.mark.parametrize("token", ["007", "123456", "1e3", "true"])
 def test_secrets_stay_exact_strings(tmp_path: Path, token: str) -> None:
     s = load_settings(environ={"TRADELEDGER_API__TOKEN": token, "TRADELEDGER_TELEGRAM__TOKEN": token})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -13,11 +15,16 @@ from tradeledger.adapters import eventlog
 from tradeledger.adapters.services.trading import TradingSession
 from tradeledger.adapters.composition import Composition
 from tradeledger.adapters.marketdata import load_candles
+from tradeledger.adapters.release import VERSION
+from tradeledger.adapters.services.views import DailyPnlView
 from tradeledger.domain.account import Account
+from tradeledger.domain.control import ControlCommand
 from tradeledger.domain.ids import account_id
 from tradeledger.domain.values import Candle
 from tests.conftest import CANDLES
+from tradeledger.projections.alerts import signed
 from tests.fakebotapi import FakeBotApi, wait_until
+from tests.forcing import forced_exit_filled, live_holding, recorded
 from tests.telegram_support import (  # noqa: F401 - fixtures
     CHAT,
     STRANGER,
@@ -63,7 +70,8 @@ def test_every_command_answers_from_the_read_models(container: Composition, fake
     with running_bot(container, fake):
         names = ["help", "status", "balance", "positions", "trades", "pnl", "signals", "health", "nosuch"]
         replies = dict(zip(names, ask(fake, CHAT, *(f"/{n}" for n in names)), strict=True))
-    assert "/halt [reason]: stop new entries" in replies["help"] and len(replies["help"].splitlines()) == 10
+    assert "/halt [reason]: stop new entries" in replies["help"] and all(
+        replies["help"].count(f"\n/{n}") + replies["help"].startswith(f"/{n}") == 1 for n in names[:-1])
     assert re.match(r"paper: (trading|HALTED)\nequity [\d.]+ BTC \([+-][\d.]+%\)", replies["status"])
     assert "agent: stopped" in replies["status"]
     assert [line.split(" ")[0] for line in replies["balance"].splitlines()] == [
@@ -143,3 +151,55 @@ def test_the_bot_stops_when_telegram_is_down_keeps_its_alerts_and_never_logs_the
     assert [e.data["reason"] for e in eventlog.audit_page(container.feed, types=["Stopped"])] == ["stopped on request"]
     assert any("bot" in m and "Set Bot API URL" in m for m in messages), "PTB's DEBUG line with the URL ran"
     assert TOKEN not in caplog.text and all(TOKEN not in (r.exc_text or "") for r in caplog.records)
+
+
+def summed(days: list[DailyPnlView], period: Callable[[date], date]) -> dict[date, Decimal]:
+    """The daily PnL summed by the first day of each period, computed here independently of the bot."""
+    sums: dict[date, Decimal] = defaultdict(Decimal)
+    for day in days:
+        sums[period(day.day)] += day.pnl
+    return sums
+
+
+def test_the_freqtrade_read_commands_answer_from_the_projections(container: Composition, fake: FakeBotApi,
+                                                                 candles: list[Candle]) -> None:
+    traded(container, candles, 3000)
+    with running_bot(container, fake):
+        names = ["profit", "performance", "daily", "weekly", "monthly", "count", "version", "help"]
+        replies = dict(zip(names, ask(fake, CHAT, *(f"/{n}" for n in names)), strict=True))
+    trades = container.read_models.trades(100_000)
+    net = sum((t.net_pnl for t in trades), Decimal(0))
+    assert replies["profit"].startswith(f"paper: {len(trades)} closed trades, ")
+    assert f"closed net PnL {signed(net)} BTC" in replies["profit"]
+    assert replies["performance"] == (f"ETH/BTC: net PnL {signed(net)} over {len(trades)} trades, "
+                                      + replies["profit"].splitlines()[0].split(", ", 1)[1])
+    days = container.read_models.daily_pnl(None, None)
+    assert len(days) > 7 and replies["daily"] == "\n".join(f"{d.day}: {signed(d.pnl)}" for d in days[-7:])
+    weeks = summed(days, lambda d: date.fromisocalendar(*d.isocalendar()[:2], 1))
+    months = summed(days, lambda d: date(d.year, d.month, 1))
+    assert sum(weeks.values()) == sum(months.values()) == sum(d.pnl for d in days)
+    assert replies["weekly"] == "\n".join(f"week of {w}: {signed(weeks[w])}" for w in sorted(weeks)[-4:])
+    assert replies["monthly"] == "\n".join(f"{m:%Y-%m}: {signed(months[m])}" for m in sorted(months)[-6:])
+    assert re.fullmatch(r"open positions [01], open orders [01], closed trades \d+", replies["count"])
+    assert replies["version"] == f"tradeledger {VERSION}"
+    assert "/forceexit SYMBOL|all [reason]: sell at the next candle's open" in replies["help"]
+
+
+def test_forceexit_from_telegram_closes_the_live_position_and_the_entry_switch_works(
+        store_url: str, fake: FakeBotApi) -> None:
+    chats = {"telegram.token": TOKEN, "telegram.allowed_chat_ids": str(CHAT), "telegram.base_url": fake.base_url}
+    with live_holding(store_url, **chats) as live, running_bot(live.container, fake):
+        (usage, exited) = ask(fake, CHAT, "/forceexit", f"/forceexit {live.held.symbol.lower()} taking profit")
+        (issued,) = recorded(live.container, ControlCommand.Issued, command="force_exit")
+        placed, _ = forced_exit_filled(live, issued.originator_id, f"telegram:{CHAT}")
+        replies = ask(fake, CHAT, "/forceexit all", "/stopentry", "/forcebuy ETH/BTC", "/startentry",
+                      "/forcebuy eth/btc", "/forcebuy all")
+    assert usage == "usage: /forceexit SYMBOL|all [reason]"
+    assert exited.startswith("forced exit of ETH/BTC placed: it fills at the next candle's open (log position ")
+    assert placed.reason == f"force_exit by telegram:{CHAT} via telegram: taking profit"
+    assert replies[0].startswith("nothing to exit: no open position")
+    assert replies[1].startswith("entries stopped: exits go on (log position ")
+    assert replies[2] == "entries are stopped (stop_entry): no new entries"
+    assert replies[3].startswith("entries allowed again (log position ")
+    assert replies[4].startswith("forced entry of ETH/BTC placed")
+    assert replies[5].startswith("symbol: force_enter takes a symbol")

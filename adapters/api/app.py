@@ -23,12 +23,15 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from tradeledger.adapters.api import errors
 from tradeledger.adapters.api.messages import MarketNames, Renderer
 from tradeledger.adapters.services.queries import ReadModelQueries
-from tradeledger.adapters.api.routes import control, dashboard, operations, portfolio, signals
+from tradeledger.adapters.api.routes import (candles, control, dashboard, metrics, models, operations, portfolio,
+                                            signals)
 from tradeledger.adapters.api.websocket import LiveStream, live_updates
 from tradeledger.adapters.eventlog import EventLog
 from tradeledger.adapters.eventstore import LedgerStore
 from tradeledger.adapters.release import VERSION
+from tradeledger.adapters.services.candles import MarketCandles
 from tradeledger.adapters.services.control import Control
+from tradeledger.adapters.services.metrics_log import HistoryLog
 from tradeledger.adapters.services.ports import Clock
 from tradeledger.adapters.services.readmodels import Health
 from tradeledger.domain.market import Market
@@ -52,7 +55,7 @@ def market_names(store: LedgerStore) -> MarketNames:
 
 def create_app(*, stream: LiveStream, renderer: Renderer, read_models: ReadModelQueries, health: Health,
                store: LedgerStore, feed: EventLog, commands: Control, settings: Settings,
-               clock: Clock) -> Litestar:
+               clock: Clock, market_candles: MarketCandles, history_log: HistoryLog) -> Litestar:
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         await stream.sessions.start()
@@ -67,13 +70,14 @@ def create_app(*, stream: LiveStream, renderer: Renderer, read_models: ReadModel
         return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
     api = Router("/api", route_handlers=[*portfolio.ROUTES, *signals.ROUTES, *operations.ROUTES,
-                                         *control.ROUTES])
+                                         *control.ROUTES, *models.ROUTES, *candles.ROUTES, *metrics.ROUTES])
     return Litestar(
         route_handlers=[api, live_updates, *dashboard.ROUTES],
         dependencies={
             "read_models": constant(read_models), "store": constant(store), "feed": constant(feed),
             "settings": constant(settings), "clock": constant(clock), "renderer": constant(renderer),
             "stream": constant(stream), "health": constant(health), "commands": constant(commands),
+            "market_candles": constant(market_candles), "history_log": constant(history_log),
         },
         lifespan=[lifespan],
         state=State({"api_token": settings.api.token}),

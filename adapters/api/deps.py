@@ -10,6 +10,7 @@ from tradeledger.adapters.api.messages import Renderer
 from tradeledger.adapters.services.queries import ReadModelQueries
 from tradeledger.adapters.eventlog import EventLog
 from tradeledger.adapters.eventstore import LedgerStore
+from tradeledger.adapters.services.candles import MarketCandles
 from tradeledger.adapters.services.control import Control
 from tradeledger.adapters.services.ports import Clock
 from tradeledger.adapters.services.readmodels import Health
@@ -23,3 +24,4 @@ ClockDep: TypeAlias = NamedDependency[Clock]
 RendererDep: TypeAlias = NamedDependency[Renderer]
 HealthDep: TypeAlias = NamedDependency[Health]
 CommandsDep: TypeAlias = NamedDependency[Control]
+CandlesDep: TypeAlias = NamedDependency[MarketCandles]

@@ -128,7 +128,8 @@ class Renderer:
     def mark(self, e: Market.CandleClosed, position: int) -> list[Message]:
         symbol, timeframe = self.market_names(e.originator_id)
         return [MarkMessage(position=position, at=e.timestamp,
-                            data=MarkUpdate(symbol=symbol, timeframe=timeframe, price=e.close, open_time=e.open_time))]
+                            data=MarkUpdate(symbol=symbol, timeframe=timeframe, price=e.close, open_time=e.open_time,
+                                            open=e.open, high=e.high, low=e.low, volume=e.volume))]
 
     def placed(self, e: Account.OrderPlaced, position: int) -> list[Message]:
         return [OrderMessage(position=position, at=e.timestamp, data=OrderUpdate(

@@ -16,11 +16,10 @@ import msgspec
 from tradeledger.adapters.inputfile import InputFile
 from tradeledger.adapters.services.trading import TradingSession
 from tradeledger.adapters.quality import QualityReport
+from tradeledger.adapters.services.metrics import Metrics, Period, compute
+from tradeledger.adapters.services.metrics_log import History, collect
 from tradeledger.domain.values import Candle
-from tradeledger.projections.portfolio import PORTFOLIO
-from tradeledger.projections.portfolio_rows import EQUITY, TradeRow
-from tradeledger.projections.portfolio_view import account_portfolio
-from tradeledger.projections.replay import replay
+from tradeledger.projections.portfolio_rows import TradeRow
 from tradeledger.projections.runner import EventFeed
 
 HUNDRED = Decimal(100)
@@ -41,13 +40,16 @@ class BacktestResult(msgspec.Struct, frozen=True, kw_only=True):
     net_pnl: Decimal  # gross_pnl - fees
     quote_currency: str
     closed_trades: list[TradeRow]  # each trade's `pnl` is net of both legs' `fees`
-    data: QualityReport | None = None  # the market data's report, every gap listed (set by the CLI)
+    metrics: Metrics  # everything traders compare (docs/metrics.md)
+    data: QualityReport | None = None  # the market data's report, every gap listed (set by the CLI; one file)
+    data_files: dict[str, QualityReport] = {}  # every file's report by file name (set by the CLI; any number)
 
 
 def run(session: TradingSession, feed: EventFeed, candles: Sequence[Candle], *, batch_size: int,
-        progress: Callable[[int], None] | None = None, data: InputFile | None = None) -> BacktestResult:
+        progress: Callable[[int], None] | None = None, data: Sequence[InputFile] = (),
+        breakdown: Period | None = None) -> BacktestResult:
     """The session over `candles` (resumed here: it takes the lease), then the summary read from `feed`;
-    `data`: the file the candles were read from, recorded in `AgentRun.Started`."""
+    `data`: the files the candles were read from (several: a portfolio), recorded in `AgentRun.Started`."""
     started = time.perf_counter()
     session.resume()
     session.start(("backtest",), data)
@@ -57,30 +59,31 @@ def run(session: TradingSession, feed: EventFeed, candles: Sequence[Candle], *, 
         session.stop(f"failed: {error!r}", clean=False)
         raise
     session.stop("backtest finished")
-    return summarise(feed, session.settings.trading.account, processed, time.perf_counter() - started)
+    return summarise(feed, session.settings.trading.account, processed, time.perf_counter() - started,
+                     breakdown=breakdown)
 
 
-def summarise(feed: EventFeed, account: str, candles: int, seconds: float) -> BacktestResult:
-    tables = replay(feed, projections=(PORTFOLIO,)).tables
-    view = account_portfolio(tables.rows, account)
-    if view is None:
-        raise LookupError(f"account {account!r} has no events in this store")
-    initial, equity = view.account.initial_balance, view.account.equity
-    wins = sum(1 for t in view.trades if t.pnl > 0)
+def summarise(feed: EventFeed, account: str, candles: int, seconds: float, *,
+              breakdown: Period | None = None) -> BacktestResult:
+    """The summary of `account`'s whole history, read from the log in one pass."""
+    return summary(collect(feed, account), candles, seconds, breakdown=breakdown)
+
+
+def summary(history: History, candles: int, seconds: float, *, breakdown: Period | None = None) -> BacktestResult:
+    initial, equity, trades = history.initial_balance, history.final_equity, history.trades
+    metrics = compute(history, breakdown=breakdown)
     return BacktestResult(
         candles=candles, seconds=round(seconds, 3), initial_balance=initial, final_equity=equity,
         return_percent=((equity / initial - 1) * HUNDRED).quantize(PERCENT),
-        max_drawdown_percent=max_drawdown([row.equity for row in tables.rows(EQUITY) if row.account == account]),
-        trades=len(view.trades),
-        win_rate_percent=(Decimal(wins) / len(view.trades) * HUNDRED).quantize(PERCENT) if view.trades else Decimal(0),
-        gross_pnl=view.account.realised_pnl, fees=view.account.fees,
-        net_pnl=view.account.realised_pnl - view.account.fees, quote_currency=view.account.quote_currency,
-        closed_trades=view.trades,
+        max_drawdown_percent=Decimal(repr(metrics.max_drawdown.percent)).quantize(PERCENT), trades=len(trades),
+        win_rate_percent=(Decimal(metrics.wins) / len(trades) * HUNDRED).quantize(PERCENT) if trades else Decimal(0),
+        gross_pnl=metrics.gross_pnl, fees=metrics.fees, net_pnl=metrics.net_pnl,
+        quote_currency=history.quote_currency, closed_trades=trades, metrics=metrics,
     )
 
 
 def max_drawdown(curve: Sequence[Decimal]) -> Decimal:
-    """The largest fall from a running peak, in percent of that peak."""
+    """The largest fall from a running peak, in percent of that peak (exact; the statement's figure)."""
     peak, worst = Decimal(0), Decimal(0)
     for equity in curve:
         peak = max(peak, equity)

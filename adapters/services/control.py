@@ -1,4 +1,4 @@
-"""Operator commands (halt, resume) from every channel: appended to their own streams, applied by the agent.
+"""Operator commands (halt, resume, stop/start entry, force exit/enter) from every channel: appended to their own streams, applied by the agent.
 
 `issue` appends a `ControlCommand.Issued` (a new stream of its own, so it
 conflicts with no writer) and then waits, at most `wait` seconds, until the
@@ -7,7 +7,8 @@ applies pending commands at its next tick (docs/agent.md). While no agent
 runs, `issue` takes the agent's lease for the moment it applies them itself,
 so there is still exactly one Account writer at any time. A command still
 unhandled at the deadline is `pending`: the agent applies it when it next
-ticks (or, if none runs, the next `issue` or agent start does).
+ticks (or, if none runs, the next `issue` or agent start does). Forced trades
+need the agent's trader: applied without an agent, they are refused.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import msgspec
 from tradeledger.adapters.lease import Lease
 from tradeledger.adapters.services.ports import EventLogPort, scan
 from tradeledger.domain.account import Account
-from tradeledger.domain.control import ControlCommand, apply_command
+from tradeledger.domain.control import EFFECT_FIRST, ControlCommand, apply_command
 from tradeledger.domain.errors import DomainError
 from tradeledger.domain.ids import account_id
 
@@ -43,7 +44,8 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     command: str
     issued: int  # the log position of the command's Issued event
     status: Status
-    # applied: the log position of the TradingHalted / TradingResumed; refused: of the CommandRefused
+    # applied: the log position of the command's first effect (the TradingHalted / TradingResumed, the
+    # EntriesSwitched, a forced order or its rejection); refused: of the CommandRefused
     position: int | None = None
     reason: str = ""  # refused: why
 
@@ -83,12 +85,14 @@ def handled(log: EventLogPort, command_id: UUID, after: int) -> tuple[Account.Ev
 
 
 def issue(log: EventLogPort, lease: Callable[[], Lease], account: str, command: str, *, reason: str, by: str,
-          channel: str, at: datetime, wait: float = WAIT_SECONDS) -> Outcome:
-    """Issue `command` ("halt" or "resume") to the account; its outcome, or `pending` after `wait` seconds."""
+          channel: str, at: datetime, symbol: str = "", wait: float = WAIT_SECONDS) -> Outcome:
+    """Issue `command` (domain.control COMMANDS; `symbol` for the forced ones) to the account; its outcome,
+    or `pending` after `wait` seconds."""
     opened = log.first(Account.Opened)
     if opened is None or opened.event.name != account:
         raise AccountMissing(f"account {account!r} has not been opened yet (no agent has run)")
-    issued = ControlCommand.issue(uuid4(), command, account, reason=reason, by=by, channel=channel, at=at)
+    issued = ControlCommand.issue(uuid4(), command, account, reason=reason, by=by, channel=channel, at=at,
+                                  symbol=symbol)
     position = log.append(issued.collect_events())
     deadline = time.monotonic() + wait
     while (found := handled(log, issued.id, position)) is None:
@@ -101,10 +105,10 @@ def issue(log: EventLogPort, lease: Callable[[], Lease], account: str, command: 
     if isinstance(record, Account.CommandRefused):
         return Outcome(command_id=issued.id, command=command, issued=position, position=at_position,
                        status="refused", reason=record.reason)
-    # `apply_command` records the halt or resume and then CommandApplied, on one aggregate in one append,
-    # so the halt or resume is the event just before it.
-    return Outcome(command_id=issued.id, command=command, issued=position, position=at_position - 1,
-                   status="applied")
+    # `apply_command` records a halt or resume just before CommandApplied, every other effect just after it,
+    # on one aggregate in one append.
+    effect = at_position - 1 if command in EFFECT_FIRST else at_position + 1
+    return Outcome(command_id=issued.id, command=command, issued=position, position=effect, status="applied")
 
 
 def apply_without_agent(log: EventLogPort, lease: Lease, account: str) -> bool:
@@ -128,7 +132,8 @@ class Control:
         self.account = account
         self.wait = wait
 
-    def issue(self, command: str, *, reason: str, by: str, channel: str, at: datetime) -> Outcome:
+    def issue(self, command: str, *, reason: str, by: str, channel: str, at: datetime, symbol: str = ""
+              ) -> Outcome:
         """AccountMissing before any agent opened the account; otherwise the command's outcome."""
         return issue(self.log, self.lease, self.account, command, reason=reason, by=by, channel=channel, at=at,
-                     wait=self.wait)
+                     symbol=symbol, wait=self.wait)

@@ -215,9 +215,10 @@ def sizing_facts(order: Account.OrderPlaced) -> SizingFacts:
         return SizingFacts(inputs=None, budget=None, unit_cost=None, quantity=order.quantity,
                            formula=[f"quantity = {held} = {order.quantity}"])
     budget, unit_cost, quantity = inputs.budget, inputs.unit_cost, inputs.quantity()
+    stake = f"{inputs.equity} x {inputs.position_size}" if inputs.stake_amount is None else f"{inputs.stake_amount}"
     formula = [
-        f"budget = min(equity x position_size, cash) = min({inputs.equity} x {inputs.position_size}, "
-        f"{inputs.cash}) = {budget}",
+        f"budget = min({'equity x position_size' if inputs.stake_amount is None else 'stake_amount'}, cash) = "
+        f"min({stake}, {inputs.cash}) = {budget}",
         f"unit cost = price x (1 + fee_rate) x (1 + slippage_bps / 10000) = {inputs.price} x "
         f"(1 + {inputs.fee_rate}) x (1 + {inputs.slippage_bps} / 10000) = {unit_cost}",
         f"quantity = budget / unit cost, rounded down to 1e-8 = {budget / unit_cost} -> {quantity}",
@@ -234,19 +235,26 @@ def fill_facts(fill: Recorded, candle: Recorded | None) -> FillFacts:
     basis: FillBasis | None = f.basis
     formula = []
     if basis is not None:
-        sign = "+" if f.side is Side.BUY else "-"
-        unrounded = basis.open * (1 + (1 if f.side is Side.BUY else -1) * basis.slippage_bps / 10_000)
-        rounded = unrounded.quantize(PRICE_QUANTUM)
-        formula = [f"price = open x (1 {sign} slippage_bps / 10000) = {basis.open} x (1 {sign} "
-                   f"{basis.slippage_bps} / 10000) = {unrounded} -> {rounded} (rounded to 1e-10)",
-                   *([f"rounded to the market's price step {basis.price_step} against the trader: {rounded} -> "
-                      f"{f.price}"] if basis.price_step is not None else []),
+        formula = [*price_formula(f, basis),
                    f"fee = price x quantity x fee_rate = {f.price} x {f.quantity} x {basis.fee_rate} = "
                    f"{f.price * f.quantity * basis.fee_rate} -> {f.fee} (rounded to 1e-12)"]
     return FillFacts(position=fill.position, filled_at=f.filled_at,
                      candle_position=candle.position if candle else None, basis=basis, price=f.price,
                      quantity=f.quantity, fee=f.fee, gross_pnl=f.realised_pnl, formula=formula,
                      journal=[posting(line) for line in f.journal])
+
+
+def price_formula(f: Any, basis: FillBasis) -> list[str]:
+    if basis.limit_price is not None:  # a limit or stop order (docs/exits.md)
+        return [f"price = the {basis.order_type.value} level {basis.limit_price}, or the open {basis.open} when the "
+                f"candle opened beyond it = {f.price} (no slippage)"]
+    sign = "+" if f.side is Side.BUY else "-"
+    unrounded = basis.open * (1 + (1 if f.side is Side.BUY else -1) * basis.slippage_bps / 10_000)
+    rounded = unrounded.quantize(PRICE_QUANTUM)
+    return [f"price = open x (1 {sign} slippage_bps / 10000) = {basis.open} x (1 {sign} "
+            f"{basis.slippage_bps} / 10000) = {unrounded} -> {rounded} (rounded to 1e-10)",
+            *([f"rounded to the market's price step {basis.price_step} against the trader: {rounded} -> "
+               f"{f.price}"] if basis.price_step is not None else [])]
 
 
 def round_trip(fills: list[Recorded], fill: Recorded) -> RoundTrip:

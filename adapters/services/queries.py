@@ -43,6 +43,8 @@ from tradeledger.adapters.services.views import (
 )
 from tradeledger.projections.activity import ACTIVITY, ACTIVITY_PROJECTION
 from tradeledger.projections.connections import CONNECTIONS_PROJECTION, GATEWAYS, SESSIONS
+from tradeledger.projections.models import MODELS_PROJECTION
+from tradeledger.projections.models_view import ModelsView, scoreboard
 from tradeledger.projections.portfolio import PORTFOLIO
 from tradeledger.projections.portfolio_rows import (
     ACCOUNTS,
@@ -59,7 +61,7 @@ from tradeledger.projections.registry import PROJECTIONS
 from tradeledger.projections.rows import RowTable
 from tradeledger.projections.signals import SIGNALS, SIGNALS_PROJECTION
 from tradeledger.projections.snapshot import snapshot
-from tradeledger.projections.sql import TRACKING
+from tradeledger.projections.sql import TRACKING, row_source
 
 V = TypeVar("V")
 HUNDRED = Decimal(100)
@@ -201,6 +203,11 @@ class ReadModelQueries:
         matching = [s for s in self.signals() if symbol_slug(s.symbol) == slug
                     and (timeframe is None or s.timeframe == timeframe)]
         return max(matching, key=lambda s: s.position, default=None)
+
+    def models(self) -> ModelsView:
+        """The model scoreboard (projections.models_view)."""
+        return self.read(MODELS_PROJECTION.name, "models",
+                         lambda conn, position: scoreboard(row_source(conn), position))
 
     def activity(self, limit: int) -> list[ActivityView]:
         query = sa.select(ACTIVITY.table).order_by(ACTIVITY.table.c.position.desc()).limit(limit)

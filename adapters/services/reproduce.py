@@ -4,7 +4,9 @@ Inputs are what the agent did not decide: the candles, the account's opening,
 trading halts/resumes that a person commanded (`by` other than "risk"), and
 the account's record of each operator command it applied or refused
 (`CommandApplied`, `CommandRefused`; stores older than the control streams
-hold the halts alone).
+hold the halts alone). A stop/start entry or forced trade the account applied
+is decided again at its CommandApplied from the issued command (its stream
+precedes it in the log), so its orders are compared like the trader's own.
 Everything else the agent appended (signals, orders, fills, rejections, risk
 halts) must come out of a fresh `Trader` identically, field by field, in the
 same stream order. The same replay warms up the agent on restart, so a
@@ -30,7 +32,7 @@ import msgspec
 from tradeledger.adapters.services.ports import EventLogPort, scan
 from tradeledger.adapters.services.reproduce_data import DataCheck
 from tradeledger.domain.account import Account
-from tradeledger.domain.control import replay_handled
+from tradeledger.domain.control import EFFECT_FIRST, ControlCommand, apply_command, replay_handled
 from tradeledger.domain.errors import DomainError
 from tradeledger.domain.market import Market
 from tradeledger.domain.risk import RISK
@@ -42,7 +44,8 @@ Event = Any
 
 KINDS = {"SignalGenerated": "signal", "OrderPlaced": "order", "OrderFilled": "fill", "OrderRejected": "rejection",
          "OrderCancelled": "cancellation", "TradingHalted": "halt", "TradingResumed": "halt", "Opened": "account",
-         "Listed": "market", "CandleClosed": "candle", "CommandApplied": "command", "CommandRefused": "command"}
+         "Listed": "market", "CandleClosed": "candle", "CommandApplied": "command", "CommandRefused": "command",
+         "EntriesSwitched": "command"}
 UNDECODABLE = "undecodable"
 LISTED = 100  # divergences kept in a report; every one is counted
 
@@ -79,7 +82,8 @@ class ReproduceReport(msgspec.Struct, kw_only=True):
     counts: dict[str, int] = {}  # divergences by kind
     every: bool = False  # went on past the first divergence
     ignored_settings: dict[str, tuple[str, str]] = {}  # current decision settings that differ: (recorded, now)
-    data: DataCheck | None = None  # `--data FILE`: whether it is the recorded input
+    data: DataCheck | None = None  # `--data FILE` (one file): whether it is the recorded input
+    data_files: list[DataCheck] = []  # `--data` (any number of files, or a directory): every file's check
 
 
 class Replay:
@@ -95,6 +99,7 @@ class Replay:
         self.decisions = 0
         self.divergences: list[Divergence] = []
         self.counts: dict[str, int] = {}
+        self.commands: dict[UUID, ControlCommand.Issued] = {}  # issued, by id: re-decided where applied
 
     @property
     def divergence(self) -> Divergence | None:
@@ -102,6 +107,8 @@ class Replay:
 
     def apply(self, event: Event, position: int) -> None:
         self.events += 1
+        if isinstance(event, ControlCommand.Issued):
+            self.commands[event.originator_id] = event
         if not isinstance(event, Account.Event | Market.Event):
             return  # agent runs and gateways record no decisions
         try:
@@ -129,6 +136,9 @@ class Replay:
             self.tick(event)
         elif isinstance(event, Account.TradingHalted | Account.TradingResumed) and event.by != RISK:
             self.command(event)
+        elif isinstance(event, Account.CommandApplied) and event.command not in EFFECT_FIRST:
+            assert self.account is not None  # stop/start entry, forced trades: decided again here
+            apply_command(self.account, self.commands[event.command_id], event.issued_at, self.trader)
         elif isinstance(event, Account.CommandApplied | Account.CommandRefused):
             assert self.account is not None
             replay_handled(self.account, event)
@@ -190,6 +200,8 @@ def as_recorded(produced: Event, recorded: Event) -> dict[str, Any]:
     recorded no basis (signal, checks, sizing; the fill's open, slippage, fee rate), so the replay's is not
     compared with it."""
     fields = vars(produced)
+    if isinstance(recorded, Account.OrderPlaced) and recorded.exit_reason is None:
+        fields = {**fields, "exit_reason": None}  # recorded before exit reasons (domain.exits.recorded_reason)
     if isinstance(recorded, Account.OrderPlaced | Account.OrderFilled) and recorded.basis is None:
         return {**fields, "basis": None}
     return fields

@@ -17,14 +17,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 import msgspec
 from eventsourcing.persistence import IntegrityError
 
+from tradeledger.adapters.candlefiles import Given, candle_paths
 from tradeledger.adapters.exchange import Exchange
 from tradeledger.adapters.feeds import WARMUP_CANDLES, demo_clock, live_feed, synthetic_start
 from tradeledger.adapters.inputfile import InputFile, input_file
@@ -167,8 +167,8 @@ class TradingSession:
 
     # -- run lifecycle --------------------------------------------------------
 
-    def start(self, components: tuple[str, ...], data: InputFile | None = None) -> AgentRun:
-        """Record the run's start; `data`: the candle file a backtest or file replay reads."""
+    def start(self, components: tuple[str, ...], data: Sequence[InputFile] = ()) -> AgentRun:
+        """Record the run's start; `data`: the candle files a backtest or file replay reads."""
         if not self.resumed:
             raise AgentError("resume() the session first: it takes the lease and replays the recorded history")
         at = self.clock()
@@ -177,8 +177,7 @@ class TradingSession:
             version=VERSION, host=socket.gethostname(), pid=os.getpid(),
             config_digest=self.settings.digest(), components=components,
             model=model_description(self.settings),
-            decision_config=decision_settings(self.settings).recorded(), at=at,
-            data_file="" if data is None else data.name, data_sha256="" if data is None else data.sha256,
+            decision_config=decision_settings(self.settings).recorded(), at=at, data=tuple(data),
         )
         self.log.append(self.run.collect_events())
         self.last_beat = time.monotonic()
@@ -247,7 +246,7 @@ class TradingSession:
         if self.account is None:
             return  # nothing can be commanded before the account is opened (control refuses it)
         for issued, position in self.inbox.take():
-            apply_command(self.account, issued, position)
+            apply_command(self.account, issued, position, self.trader)
         self.batch.extend(self.account.collect_events())
         self.last_poll = time.monotonic()
 
@@ -358,23 +357,25 @@ def demo_candles(agent: TradingSession, feed: Iterator[Candle], settings: Settin
     return demo_clock(feed, anchor=anchor, speed=settings.trading.speed, clock=agent.clock, wait=wait)
 
 
-def run_live(agent: TradingSession, settings: Settings, stop: threading.Event, *, data: str | None,
+def run_live(agent: TradingSession, settings: Settings, stop: threading.Event, *, data: Given,
              components: tuple[str, ...], exchange: Exchange | None = None) -> None:
     """The paced agent until `stop` is set; records Started, heartbeats and a clean or unclean Stopped.
 
     With `exchange`, it trades that exchange's closed candles as they close (no pacing of its own: the
     feed waits for the exchange); otherwise a file replayed as if live, or the synthetic demo market."""
-    agent.start(components, None if data is None else input_file(data))
+    files = candle_paths(data)
+    agent.start(components, [input_file(path) for path in files])
     try:
         if exchange is not None:
             agent.run_feed(exchange_candles(agent, settings, exchange, stop), stop=stop)
         else:
             t = settings.trading
             demo = SYNTHETIC if t.speed == 1 else f"{SYNTHETIC} {t.speed:g}x"
-            agent.feed_status = FeedStatus(source=demo if data is None else f"file:{Path(data).name}")
+            source = demo if not files else f"file:{','.join(path.name for path in files)}"
+            agent.feed_status = FeedStatus(source=source)
             feed = live_feed(agent.log, symbols=t.symbols, timeframe=t.timeframe, seed=settings.predictor.seed,
-                             now=agent.clock(), data=data, speed=t.speed)
-            if data is None:
+                             now=agent.clock(), data=files, speed=t.speed)
+            if not files:
                 agent.run_feed(demo_candles(agent, feed, settings, stop), stop=stop, pace=0.0)
             else:
                 agent.run_feed(feed, pace=t.update_interval, stop=stop)

@@ -54,6 +54,7 @@ class PortfolioView(msgspec.Struct, kw_only=True):
     halted_reason: str | None
     open_orders: int
     trades_closed: int
+    entries_stopped: bool  # stop_entry: entries are rejected, exits go on (until start_entry)
     opened_at: datetime
     mark_time: datetime | None
     position: int  # the log position the portfolio read model has applied; every field is as of it
@@ -84,6 +85,8 @@ class OrderView(msgspec.Struct, kw_only=True):
     filled_quantity: Decimal | None = None
     fee: Decimal | None = None
     close_reason: str | None = None
+    limit_price: Decimal | None = None  # a limit or stop order's level
+    exit_reason: str | None = None  # a sell's (docs/exits.md); None when placed before exit reasons were recorded
 
 
 class FillView(msgspec.Struct, kw_only=True):
@@ -112,6 +115,7 @@ class TradeView(msgspec.Struct, kw_only=True):
     pnl: Decimal  # = net_pnl (kept for clients that read it)
     gross_pnl: Decimal  # exit value - entry cost, before fees
     net_pnl: Decimal  # gross_pnl - fees
+    exit_reason: str = "signal"  # why it closed: signal, stoploss, take_profit, ... (docs/exits.md)
 
 
 class EquityPoint(msgspec.Struct, kw_only=True):
@@ -122,6 +126,24 @@ class EquityPoint(msgspec.Struct, kw_only=True):
 class DailyPnlView(msgspec.Struct, kw_only=True):
     day: date
     pnl: Decimal
+
+
+class CandleView(msgspec.Struct, kw_only=True):
+    """One closed candle of a market, as recorded (`Market.CandleClosed`)."""
+
+    open_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    close_time: datetime  # the event's business time: when the candle closed
+
+
+class CandlesView(msgspec.Struct, kw_only=True):
+    symbol: str
+    timeframe: str
+    candles: list[CandleView]  # oldest first
 
 
 # -- signals --------------------------------------------------------------------
@@ -194,16 +216,23 @@ class ControlRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reason: Reason
 
 
+class ForceRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    symbol: Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9/:._-]+$",
+                                        description="the market, e.g. ETH/BTC; force-exit also takes 'all'")]
+    reason: Annotated[str, msgspec.Meta(max_length=MAX_REASON, description="why, for the audit log")] = ""
+
+
 class ControlResult(msgspec.Struct, kw_only=True):
-    action: Literal["halt", "resume"]
+    action: Literal["halt", "resume", "stop_entry", "start_entry", "force_exit", "force_enter"]
     status: Literal["applied", "pending"]  # pending: issued, not applied by the agent within the wait (202)
     command_id: UUID
-    halted: bool  # the trading state once the command is applied
-    # applied: the log position of the recorded TradingHalted / TradingResumed;
-    # pending: the log position of the command's Issued event
+    halted: bool  # halt/resume: the trading state once the command is applied (false for the others)
+    # applied: the log position of the command's first recorded effect (TradingHalted / TradingResumed,
+    # EntriesSwitched, a forced order or its rejection); pending: of the command's Issued event
     position: int
     by: str
     reason: str
+    symbol: str = ""  # force_exit / force_enter: the market asked for ("all": every position)
 
 
 # -- the update stream (WebSocket messages and GET /api/updates) ----------------
@@ -221,12 +250,16 @@ class OrderUpdate(msgspec.Struct, kw_only=True):
 
 
 class MarkUpdate(msgspec.Struct, kw_only=True):
-    """A candle closed: the price positions in `symbol` are now valued at."""
+    """A candle closed: the price positions in `symbol` are now valued at (its close), and the whole candle."""
 
     symbol: str
     timeframe: str
     price: Decimal
     open_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    volume: Decimal
 
 
 class TradingUpdate(msgspec.Struct, kw_only=True):

@@ -33,7 +33,8 @@ from tradeledger.adapters.services.ports import EventLogPort, scan
 from tradeledger.adapters.services.reproduce import FieldDiff, Replay, as_recorded, decode_problem, field_diffs
 from tradeledger.adapters.services.trading import decision_settings, recorded_decisions, recorded_settings
 from tradeledger.domain.account import Account
-from tradeledger.domain.decisions import DecisionSettings
+from tradeledger.domain.control import ControlCommand
+from tradeledger.domain.decisions import UNSET, DecisionSettings
 from tradeledger.domain.errors import DomainError
 from tradeledger.domain.market import Market
 from tradeledger.domain.risk import RISK
@@ -126,7 +127,7 @@ def what_if(log: EventLogPort, settings: Settings, overrides: Mapping[str, str],
         raise WhatIfError("this store records no account: there are no decisions to re-run")
     before, after = recorded.recorded(), changed.recorded()
     return WhatIfReport(
-        settings={key: (before.get(key, ""), after.get(key, "")) for key in overrides}, candles=run.replay.candles,
+        settings={key: (before.get(key, UNSET), after.get(key, UNSET)) for key in overrides}, candles=run.replay.candles,
         quote_currency=account.quote_currency, recorded=outcome(summarise(log, account.name, run.replay.candles, 0)),
         what_if=outcome(summarise(MemoryLog(run.events), account.name, run.replay.candles, 0)),
         changed=first_change(run.recorded, by_stream((None, e) for e in run.events if is_decision(e))),
@@ -145,6 +146,8 @@ class WhatIfRun:
     def apply(self, event: Event, position: int) -> None:
         if is_decision(event):
             self.recorded.setdefault(event.originator_id, []).append((position, event))
+        elif isinstance(event, ControlCommand.Issued):  # a forced trade is decided again where it was applied
+            self.replay.commands[event.originator_id] = event
         elif isinstance(event, Account.Event | Market.Event):
             try:
                 self.events += self.replay.step(event)

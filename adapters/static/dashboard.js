@@ -1,4 +1,5 @@
-// tradeledger dashboard: REST snapshots, then live updates over /ws (no libraries, works offline).
+// tradeledger dashboard: REST snapshots, then live updates over /ws (works offline: the charts are our
+// chart.js on plotly.js, both served by the app, plotly from the installed package).
 //
 // API data is read only through val(record, schema, field), which refuses any field that
 // /static/contract.json does not declare; tests check that contract against the OpenAPI schema.
@@ -10,6 +11,8 @@
   const KEEP = 50;            // rows kept in the fill and activity lists
   const EQUITY_POINTS = 2000; // points kept in the chart
   const RETRY_MS = 250;       // wait before re-reading a read model that has not caught up yet
+  const CANDLES = 500;        // candles of the selected pair kept in its chart
+  const CHART_FILLS = 1000;   // fills read at start for the chart's markers
 
   const state = {
     contract: null,
@@ -20,6 +23,7 @@
     socket: null,
     fills: new Map(), orders: new Map(), signals: new Map(), activity: new Map(),
     equity: [], positions: [], portfolio: null, health: null,
+    pairs: new Set(), pair: null, chart: null, chartFills: new Map(), reasons: new Map(), drawPending: false,
     refresh: { running: false, again: false, want: 0 },
   };
   window.dashboard = state; // for debugging and the browser test
@@ -152,6 +156,7 @@
     ];
     const body = el("table", {}, ...rows.map(([k, value]) => el("tr", {}, el("th", {}, k), el("td", {}, value))));
     document.getElementById("health").replaceChildren(body);
+    renderPosition();
     renderFeed(a("feed"), a("feed_source"));
   }
 
@@ -175,23 +180,62 @@
   }
 
   function renderEquity() {
-    const svg = document.getElementById("equity");
+    const div = document.getElementById("equity");
     const points = state.equity;
-    if (points.length < 2) { svg.replaceChildren(); return; }
-    const values = points.map((p) => Number(val(p, "EquityPoint", "equity")));
-    const lo = Math.min(...values), hi = Math.max(...values), span = hi - lo || 1;
-    const [w, h, pad] = [800, 220, 14];
-    const xy = values.map((y, i) => `${(i / (values.length - 1)) * w},${pad + (1 - (y - lo) / span) * (h - 2 * pad)}`);
-    const ns = "http://www.w3.org/2000/svg";
-    const line = document.createElementNS(ns, "polyline");
-    line.setAttribute("points", xy.join(" "));
-    const label = (text, y) => {
-      const t = document.createElementNS(ns, "text");
-      t.setAttribute("x", "4"); t.setAttribute("y", String(y)); t.textContent = text;
-      return t;
-    };
-    svg.replaceChildren(line, label(num(hi), 11), label(num(lo), h - 3));
-    svg.dataset.points = String(points.length);
+    const quote = state.portfolio ? val(state.portfolio, "PortfolioView", "quote_currency") : "";
+    TradeCharts.curves(div, { time: points.map((p) => Date.parse(val(p, "EquityPoint", "time"))),
+      equity: points.map((p) => val(p, "EquityPoint", "equity")) }, { theme: "dark", currency: quote });
+    div.dataset.points = String(points.length);
+  }
+
+  // -- the candle chart of the selected pair, with its fills --------------------
+
+  const pairKey = (symbol, timeframe) => `${symbol} ${timeframe}`;
+  const slug = (symbol) => symbol.replace(/\//g, "-");
+
+  function addPair(symbol, timeframe) {
+    const key = pairKey(symbol, timeframe);
+    if (state.pairs.has(key)) return;
+    state.pairs.add(key);
+    const select = document.getElementById("pair");
+    select.append(el("option", { value: key }, key));
+    if (state.pair === null) selectPair(key);
+  }
+
+  async function selectPair(key) {
+    state.pair = key;
+    document.getElementById("pair").value = key;
+    const [symbol, timeframe] = key.split(" ");
+    // Marks that arrive while the candles are read are kept, and go after them.
+    const chart = state.chart = new TradeCharts.LivePair(symbol, timeframe, CANDLES);
+    const found = await api(`/api/candles/${slug(symbol)}?timeframe=${encodeURIComponent(timeframe)}&limit=${CANDLES}`);
+    if (state.chart !== chart) return; // another pair was chosen meanwhile
+    chart.putBefore((found ? val(found, "CandlesView", "candles") : []).map((c) => {
+      const v = (f) => val(c, "CandleView", f);
+      return [Date.parse(v("open_time")), v("open"), v("high"), v("low"), v("close")];
+    }));
+    scheduleDraw();
+  }
+
+  function putFill(fill) {
+    const v = (k) => val(fill, "FillView", k);
+    state.chartFills.set(v("position"), { symbol: v("symbol"), time: Date.parse(v("filled_at")), price: v("price"),
+      quantity: v("quantity"), side: v("side"), order_id: v("order_id"), position: v("position") });
+  }
+
+  // Drawn at most once per turn of the event loop, however many marks and fills arrived.
+  function scheduleDraw() {
+    if (state.drawPending) return;
+    state.drawPending = true;
+    setTimeout(() => { state.drawPending = false; drawCandles(); }, 0);
+  }
+
+  function drawCandles() {
+    if (!state.chart) return;
+    const fills = [...state.chartFills.values()]
+      .map((f) => Object.assign({ reason: state.reasons.get(f.order_id) || "" }, f));
+    const div = document.getElementById("candles");
+    TradeCharts.pair(div, state.chart.withFills(fills), { theme: "dark" });
   }
 
   // -- reading the read models -------------------------------------------------
@@ -249,6 +293,7 @@
     order(data, _position, at) {
       const v = (k) => val(data, "OrderUpdate", k);
       const id = v("order_id");
+      if (id) state.reasons.set(id, v("reason"));
       if (v("status") === "open") { // shaped as the OrderView that /api/orders would return
         state.orders.set(id, { order_id: id, symbol: v("symbol"), side: v("side"), quantity: v("quantity"),
           reason: v("reason"), placed_at: at });
@@ -259,11 +304,20 @@
     },
     fill(data, position) {
       state.fills.set(val(data, "FillView", "position"), data);
+      putFill(data); scheduleDraw();
       state.orders.delete(val(data, "FillView", "order_id"));
       renderFills(); renderOrders();
       refreshPortfolio(position);
     },
-    mark(_data, position) { refreshPortfolio(position); },
+    mark(data, position) {
+      const v = (k) => val(data, "MarkUpdate", k);
+      addPair(v("symbol"), v("timeframe"));
+      if (state.chart && state.pair === pairKey(v("symbol"), v("timeframe"))) {
+        state.chart.put(Date.parse(v("open_time")), v("open"), v("high"), v("low"), v("price"));
+        scheduleDraw();
+      }
+      refreshPortfolio(position);
+    },
     trading(_data, position) { refreshPortfolio(position); refreshHealth(); },
     agent() { refreshHealth(); },
     activity(data) { state.activity.set(val(data, "ActivityView", "position"), data); renderActivity(); },
@@ -283,9 +337,16 @@
       state.complete = Math.max(state.complete, state.current);
       state.current = message.position;
     }
-    document.getElementById("position").textContent = `position ${Math.max(state.current, state.complete)}`;
+    renderPosition();
     const handler = handlers[message.type];
     if (handler) handler(message.data, message.position, message.at);
+  }
+
+  // The log position the page is live at: what the messages brought, or the head health reported if further
+  // on (events no message shows, such as client sessions, still move the log).
+  function renderPosition() {
+    const head = state.health ? val(state.health, "HealthReport", "head") ?? 0 : 0;
+    document.getElementById("position").textContent = `position ${Math.max(state.current, state.complete, head)}`;
   }
 
   function setLink(up, text) {
@@ -316,11 +377,14 @@
     // message the snapshots already show changes nothing.
     const applied = state.health.projections.map((p) => val(p, "ProjectionHealth", "position"));
     state.complete = applied.length ? Math.min(...applied) : 0;
-    const [orders, fills, signals, activity] = await Promise.all([
-      api("/api/orders?status=open"), api(`/api/fills?limit=${KEEP}`), api("/api/signals"),
-      api(`/api/activity?limit=${KEEP}`), loadPortfolio()]);
+    const [orders, fills, signals, activity, placed] = await Promise.all([
+      api("/api/orders?status=open"), api(`/api/fills?limit=${CHART_FILLS}`), api("/api/signals"),
+      api(`/api/activity?limit=${KEEP}`), api(`/api/orders?limit=${CHART_FILLS}`), loadPortfolio()]);
     for (const o of orders) state.orders.set(val(o, "OrderView", "order_id"), o);
-    for (const f of fills) state.fills.set(val(f, "FillView", "position"), f);
+    for (const o of placed) state.reasons.set(val(o, "OrderView", "order_id"), val(o, "OrderView", "reason"));
+    for (const f of fills) { putFill(f); state.fills.set(val(f, "FillView", "position"), f); }
+    for (const s of signals) addPair(val(s, "SignalView", "symbol"), val(s, "SignalView", "timeframe"));
+    document.getElementById("pair").onchange = (event) => selectPair(event.target.value);
     for (const s of signals) handlers.signal(s);
     for (const a of activity) state.activity.set(val(a, "ActivityView", "position"), a);
     renderOrders(); renderFills(); renderActivity();

@@ -1,4 +1,5 @@
-"""Bot commands: answers read from the read models; /halt and /resume append the same events as the API.
+"""Bot commands: answers read from the read models; /halt, /resume, /stopentry, /startentry, /forceexit and
+/forcebuy append the same events as the API (through the same control service).
 
 Every message is first checked by the rule for recorded text (domain.text):
 control characters (but tab and newline) or more than 4096 characters get a
@@ -29,7 +30,10 @@ from tradeledger.adapters.services.control import AccountMissing, Control
 from tradeledger.adapters.services.gateway import GatewaySessions
 from tradeledger.adapters.services.ports import Clock
 from tradeledger.adapters.services.readmodels import Health
-from tradeledger.domain.control import HALT, RESUME
+from tradeledger.adapters.release import VERSION
+from tradeledger.adapters.telegram import reports
+from tradeledger.domain.control import FORCE_ENTER, FORCE_EXIT, HALT, RESUME, START_ENTRY, STOP_ENTRY
+from tradeledger.domain.errors import InvalidValue
 from tradeledger.domain.text import MAX_COMMAND, MAX_MESSAGE, MAX_REASON, InvalidText, recordable
 from tradeledger.projections.alerts import shown, signed
 from tradeledger.settings import Settings
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 KIND = CHANNEL = "telegram"  # the gateway's kind, and the channel of its chat sessions
 TRADES_SHOWN = 10
 DAYS_SHOWN = 7
+ALL_TRADES = 100_000  # /profit and /performance read every closed trade up to this many
 
 
 class Request(NamedTuple):
@@ -75,6 +80,7 @@ class Commands:
         self.gateway = gateway
         self.clock = clock
         self.allowed = frozenset(settings.telegram.allowed_chat_ids)
+        self.max_open_trades = settings.trading.max_open_trades
         self.specs: dict[str, Spec] = {
             "status": Spec("trading state, equity and the agent", self.status),
             "balance": Spec("cash, equity, PnL and fees", self.balance),
@@ -82,9 +88,21 @@ class Commands:
             "trades": Spec(f"the last {TRADES_SHOWN} closed trades", self.trades),
             "pnl": Spec(f"daily PnL, the last {DAYS_SHOWN} days", self.pnl),
             "signals": Spec("the latest signal of each market", self.signals),
+            "models": Spec("each model's hit rate, Brier score and the trades it voted for", self.models),
             "health": Spec("agent, read models, event store", self.health),
             "halt": Spec("stop new entries (open positions may still close)", self.halt, "[reason]"),
             "resume": Spec("allow new entries again", self.resume, "[reason]"),
+            "stopentry": Spec("reject new entries; exits (signals, stops) go on", self.stop_entry, "[reason]"),
+            "startentry": Spec("allow entries again after /stopentry", self.start_entry, "[reason]"),
+            "forceexit": Spec("sell at the next candle's open", self.force_exit, "SYMBOL|all [reason]"),
+            "forcebuy": Spec("buy at the next candle's open, normal sizing", self.force_buy, "SYMBOL [reason]"),
+            "profit": Spec("closed trades' PnL, win rate, best and worst", self.profit),
+            "performance": Spec("net PnL per pair", self.performance),
+            "daily": Spec(f"PnL per day, the last {reports.PERIODS_SHOWN['day']}", self.daily),
+            "weekly": Spec(f"PnL per week, the last {reports.PERIODS_SHOWN['week']}", self.weekly),
+            "monthly": Spec(f"PnL per month, the last {reports.PERIODS_SHOWN['month']}", self.monthly),
+            "count": Spec("open positions and orders", self.count),
+            "version": Spec("the running tradeledger version", self.version),
             "help": Spec("this list", self.help),
         }
 
@@ -144,6 +162,7 @@ class Commands:
         if view is None:
             return "\n".join([f"{self.account}: not opened yet (no agent has run)", *lines])
         state = f"HALTED by {view.halted_rule}: {view.halted_reason}" if view.halted else "trading"
+        state += ", entries stopped (/startentry)" if view.entries_stopped else ""
         return "\n".join([
             f"{view.account}: {state}",
             f"equity {shown(view.equity)} {view.quote_currency} ({view.return_percent:+.2f}%)",
@@ -179,7 +198,7 @@ class Commands:
         return "\n".join(
             f"#{t.seq} {t.symbol} {shown(t.quantity)}: {shown(t.entry_price)} -> {shown(t.exit_price)}, "
             f"gross {signed(t.gross_pnl)} - fees {shown(t.fees)} = net PnL {signed(t.net_pnl)}, "
-            f"closed {t.exit_time:%Y-%m-%d %H:%M}" for t in closed)
+            f"closed {t.exit_time:%Y-%m-%d %H:%M} by {t.exit_reason}" for t in closed)
 
     def pnl(self, _request: Request) -> str:
         days = self.read_models.daily_pnl(None, None)[-DAYS_SHOWN:]
@@ -196,6 +215,15 @@ class Commands:
             f"{s.symbol} {s.timeframe}: {s.prediction.value} ({s.confidence:.2f})"
             f"{', actionable' if s.is_actionable else ''}, candle {s.candle_time:%Y-%m-%d %H:%M}, "
             f"{'fresh' if now <= s.fresh_until else 'STALE'}" for s in latest)
+
+    def models(self, _request: Request) -> str:
+        board = self.read_models.models()
+        if not board.models:
+            return "no predictions scored yet"
+        return "\n".join(
+            f"{m.model} ({m.role}): {_rate(m.hit_rate)} hits of {m.calls} calls, Brier {_score(m.brier)}; "
+            f"last {m.window_calls}: {_rate(m.window_hit_rate)}, Brier {_score(m.window_brier)}; "
+            f"{m.trades} trades voted for, net PnL {signed(m.pnl)}" for m in board.models)
 
     def health(self, _request: Request) -> str:
         report = self.health_report()
@@ -215,12 +243,62 @@ class Commands:
         reason = " ".join(request.args) or "resumed from Telegram"
         return self.control(RESUME, request, reason, "trading resumed")
 
-    def control(self, command: str, request: Request, reason: str, done: str) -> str:
-        reason = recordable("reason", reason, max_length=MAX_REASON)  # InvalidText: the reply says what is wrong
+    def stop_entry(self, request: Request) -> str:
+        reason = " ".join(request.args) or "entries stopped from Telegram"
+        return self.control(STOP_ENTRY, request, reason, "entries stopped: exits go on")
+
+    def start_entry(self, request: Request) -> str:
+        reason = " ".join(request.args) or "entries started from Telegram"
+        return self.control(START_ENTRY, request, reason, "entries allowed again")
+
+    def force_exit(self, request: Request) -> str:
+        return self.forced(FORCE_EXIT, request, "exit")
+
+    def force_buy(self, request: Request) -> str:
+        return self.forced(FORCE_ENTER, request, "entry")
+
+    def forced(self, command: str, request: Request, what: str) -> str:
+        if not request.args:
+            return f"usage: /{'forceexit SYMBOL|all' if command == FORCE_EXIT else 'forcebuy SYMBOL'} [reason]"
+        symbol, reason = request.args[0], " ".join(request.args[1:])
+        symbol = symbol.lower() if symbol.lower() == "all" else symbol.upper()
+        return self.control(command, request, reason, f"forced {what} of {symbol} placed: it fills at the next "
+                            "candle's open", symbol)
+
+    def profit(self, _request: Request) -> str:
+        view = self.read_models.portfolio()
+        if view is None:
+            return f"{self.account}: not opened yet (no agent has run)"
+        return reports.profit(view, self.read_models.trades(ALL_TRADES))
+
+    def performance(self, _request: Request) -> str:
+        return reports.performance(self.read_models.trades(ALL_TRADES))
+
+    def daily(self, _request: Request) -> str:
+        return reports.periods(self.read_models.daily_pnl(None, None), "day")
+
+    def weekly(self, _request: Request) -> str:
+        return reports.periods(self.read_models.daily_pnl(None, None), "week")
+
+    def monthly(self, _request: Request) -> str:
+        return reports.periods(self.read_models.daily_pnl(None, None), "month")
+
+    def count(self, _request: Request) -> str:
+        view = self.read_models.portfolio()
+        if view is None:
+            return f"{self.account}: not opened yet (no agent has run)"
+        return reports.count(view, len(self.read_models.positions()), self.max_open_trades)
+
+    def version(self, _request: Request) -> str:
+        return f"tradeledger {VERSION}"
+
+    def control(self, command: str, request: Request, reason: str, done: str, symbol: str = "") -> str:
+        if reason:  # InvalidText: the reply says what is wrong
+            reason = recordable("reason", reason, max_length=MAX_REASON)
         try:
             outcome = self.commands.issue(command, reason=reason, by=f"telegram:{request.chat_id}",
-                                          channel=KIND, at=self.clock())
-        except AccountMissing as error:
+                                          channel=KIND, at=self.clock(), symbol=symbol)
+        except (AccountMissing, InvalidValue) as error:
             return str(error)
         if outcome.status == "refused":
             return outcome.reason
@@ -229,3 +307,11 @@ class Commands:
                     "the agent applies it at its next tick")
         log.info("%s from chat %s (position %s): %s", done, request.chat_id, outcome.position, reason)
         return f"{done} (log position {outcome.position})"
+
+
+def _rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.1%}"
+
+
+def _score(score: float | None) -> str:
+    return "n/a" if score is None else f"{score:.3f}"

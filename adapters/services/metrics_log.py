@@ -1,0 +1,110 @@
+"""What the metrics are computed from, read from the log in one pass: the portfolio fold and the candles.
+
+The portfolio projection's own fold gives the equity curve (one point per
+candle close), the round trips and the fills, exactly as the dashboard and the
+auditor see them; the candles (no read model keeps them) give the market
+change and the exposure's candle count.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+import msgspec
+
+from tradeledger.adapters.services.charts import FillLog, FillPoint
+from tradeledger.domain.market import Market
+from tradeledger.projections.fold import Recorded
+from tradeledger.projections.portfolio import PORTFOLIO
+from tradeledger.projections.portfolio_rows import EQUITY, FILLS, TRADES, FillRow, TradeRow
+from tradeledger.projections.portfolio_view import account_portfolio
+from tradeledger.projections.replay import ReadModels, pages
+from tradeledger.projections.runner import EventFeed
+
+
+class CandlePoint(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One candle (gc=False: a long history holds many, and none refers to anything that could form a cycle)."""
+
+    time: datetime  # the candle's open time
+    close_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+class History(msgspec.Struct, kw_only=True):
+    """One account's history as the metrics read it (every list in time order)."""
+
+    account: str
+    quote_currency: str
+    initial_balance: Decimal
+    final_equity: Decimal
+    equity: list[tuple[datetime, Decimal]]  # (candle close time, equity)
+    trades: list[TradeRow]
+    fills: list[FillRow]
+    candles: dict[str, list[CandlePoint]]  # by symbol
+    fill_points: list[FillPoint] = []  # the chart's markers: every fill with its order's reason
+
+
+class CandleLog:
+    """The candles of every market, by symbol, as `pages` yields them."""
+
+    def __init__(self) -> None:
+        self.markets: dict[UUID | None, str] = {}
+        self.candles: dict[str, list[CandlePoint]] = {}
+
+    def apply(self, events: Iterable[Recorded]) -> None:
+        for recorded in events:
+            if recorded.type is Market.CandleClosed:
+                e: Market.CandleClosed = recorded.event
+                self.candles.setdefault(self.markets[recorded.stream], []).append(CandlePoint(
+                    time=e.open_time, close_time=e.timestamp, open=e.open, high=e.high, low=e.low, close=e.close,
+                    volume=e.volume))
+            elif recorded.type is Market.Listed:
+                self.markets[recorded.stream] = recorded.event.symbol
+
+
+class HistoryLog:
+    """The folds behind `History`, kept in memory and moved forward by the log's new events only (the API's
+    /api/metrics asks again and again; each answer folds what was appended since the last)."""
+
+    def __init__(self, feed: EventFeed, account: str) -> None:
+        self.feed, self.account = feed, account
+        self.models, self.candles, self.fills = ReadModels((PORTFOLIO,)), CandleLog(), FillLog(account)
+        self.position = 0
+        self.lock = threading.Lock()
+
+    def history(self, *, until: int | None = None) -> History:
+        """The account's history up to log position `until` (the head when None); LookupError: no such account."""
+        with self.lock:
+            for page in pages(self.feed, after=self.position, until=until):
+                for fold in (self.models, self.candles, self.fills):
+                    fold.apply(page)
+                self.position = page[-1].position
+            return self.read()
+
+    def read(self) -> History:
+        account, rows = self.account, self.models.tables.rows
+        view = account_portfolio(rows, account)
+        if view is None:
+            raise LookupError(f"account {account!r} has no events in this store")
+        return History(
+            account=account, quote_currency=view.account.quote_currency,
+            initial_balance=view.account.initial_balance, final_equity=view.account.equity,
+            equity=sorted((row.time, row.equity) for row in rows(EQUITY) if row.account == account),
+            trades=sorted((t for t in rows(TRADES) if t.account == account), key=lambda t: t.seq),
+            fills=sorted((f for f in rows(FILLS) if f.account == account), key=lambda f: f.position),
+            candles={symbol: list(rows) for symbol, rows in self.candles.candles.items()},
+            fill_points=list(self.fills.fills),
+        )
+
+
+def collect(feed: EventFeed, account: str, *, until: int | None = None) -> History:
+    """`account`'s history up to log position `until` (the head when None), in one pass of the log."""
+    return HistoryLog(feed, account).history(until=until)
