@@ -107,7 +107,7 @@ def write_html(path: Path, report: Report) -> None:
 def html_from_log(path: Path, feed: EventFeed, account: str, breakdown: Period | None, *, title: str) -> None:
     from tradeledger.adapters.services.metrics_log import collect
 
-    write_html(path, metrics.report(collect(feed, account), title=title, breakdown=breakdown))
+    write_html(path, metrics.report(collect(feed, account, with_models=True), title=title, breakdown=breakdown))
 
 
 @command(
@@ -128,7 +128,8 @@ def report_command(args: argparse.Namespace, container: Composition) -> int:
     account = args.account or container.settings.trading.account
     readmodels.bulk_gc()
     try:
-        history = collect(container.feed, account, until=container.feed.head())  # read-only, from the log alone
+        history = collect(container.feed, account, until=container.feed.head(),  # read-only, from the log alone
+                          with_models=args.html is not None)
     except LookupError as error:
         return fail("report", str(error.args[0]))
     if args.html is None:

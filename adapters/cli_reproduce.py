@@ -47,7 +47,8 @@ def reproduce_command(args: argparse.Namespace, container: Any) -> int:
         data = check_data(container.feed, args.data)
     except DataUnreadable as error:
         return fail("reproduce", str(error))
-    report = reproduce(container.feed, container.recorded_trader_factory(), every=args.every)
+    report = reproduce(container.feed, container.recorded_trader_factory(), every=args.every,
+                       blobs=container.checkpoint_blobs)
     ignored = ignored_settings(container.feed, container.settings)
     report = msgspec.structs.replace(report, ok=report.ok and all(check.ok for check in data),
                                      data=data[0] if len(data) == 1 else None, data_files=data,

@@ -31,6 +31,8 @@ from tradeledger.adapters.eventstore import LedgerStore, open_store
 from tradeledger.adapters.healthfile import HealthFile
 from tradeledger.adapters.livefeed import live_settings
 from tradeledger.adapters.markets import feed_settings
+from tradeledger.adapters.release import VERSION
+from tradeledger.adapters.services.checkpointing import Blobs, Checkpoints
 from tradeledger.adapters.services.control import Control
 from tradeledger.adapters.services.gateway import GatewaySessions
 from tradeledger.adapters.services.housekeeping import DeadGateways
@@ -169,8 +171,15 @@ class Composition:
         strategy is loaded here, once, and its identity goes into the session's settings (recorded, and
         compared with the store's history on resume); StrategyError when it cannot be used."""
         strategy, settings = resolved(settings)
+        checkpoints = Checkpoints(self.feed, self.checkpoint_blobs, every=settings.agent.checkpoint_every,
+                                  release=VERSION)
         return TradingSession(self.feed, settings, self.trader_factory(settings, strategy), self.lease(),
-                              clock=self.clock)
+                              clock=self.clock, checkpoints=checkpoints)
+
+    @cached_property
+    def checkpoint_blobs(self) -> Blobs:
+        """The agent's state checkpoints beside the log (services.checkpointing)."""
+        return Blobs(self.engine)
 
     def recorded_trader_factory(self) -> Callable[[], Trader]:
         """New traders with the decision settings the store's first run recorded (for reproducing it);

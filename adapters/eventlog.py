@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -72,6 +73,18 @@ class StoredRow(NamedTuple):
 def decode(topic: str, stream: UUID, version: int, state: bytes) -> Any:
     """The domain event of a stored row (`state` with its digest). Raises if the payload does not decode."""
     return ChainedMapper.decode(topic, stream, version, bytes(state[DIGEST_SIZE:]))
+
+
+def decode_view(view: type[Any], _topic: str, stream: UUID, _version: int, state: bytes) -> Any:
+    """The fields `view` names (`projections.fold.event_view`) of a stored row's payload; raises like `decode`."""
+    decoded = _view_decoder(view).decode(memoryview(state)[DIGEST_SIZE:])
+    decoded.originator_id = stream
+    return decoded
+
+
+@lru_cache(maxsize=None)
+def _view_decoder(view: type[Any]) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(view)
 
 
 def _clocks(_topic: str, _stream: UUID, _version: int, state: bytes) -> tuple[datetime, datetime]:
@@ -154,7 +167,7 @@ class EventLog:
                 return undecodable
         # Decoded only if a fold reads it; a payload that fails to decode fails that fold.
         return Recorded.lazy(position, event_type, originator_id, version, (topic, originator_id, version, state),
-                             decode, _clocks)
+                             decode, _clocks, decode_view)
 
     def stream_id(self, stream: Any) -> UUID:
         originator_id = self.stream_ids.get(stream)

@@ -38,27 +38,32 @@ Policy, never "fixing" anything silently:
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
+from typing import TYPE_CHECKING
+
 import msgspec
-import polars as pl
 
 from tradeledger.adapters.calendars import CalendarError, resolve_calendar
+from tradeledger.adapters.marketframe import PRICES, VALUE_COLUMNS, sure_rows
 from tradeledger.adapters.quality import InvalidRow, QualityReport, find_gaps
 from tradeledger.domain.errors import InvalidValue
 from tradeledger.domain.sessions import ALWAYS_OPEN
 from tradeledger.domain.values import Candle, require_open_time, timeframe_delta, timeframe_seconds
 
+if TYPE_CHECKING:
+    import polars as pl  # imported where a file is read: it is slow to import for every command
+
 TIME_COLUMNS = ("date", "datetime", "time", "timestamp", "open_time")
-VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECONDS_FROM = 10**11
@@ -90,6 +95,12 @@ class _Parsed(NamedTuple):
     values: tuple[Decimal, ...]
 
 
+class _Table(NamedTuple):
+    sure: pl.DataFrame | None  # the certainly valid rows (`adapters.marketframe`), built in bulk
+    others: list[tuple[int, RawRow]]  # every other row with its number, for the per-row parser
+    rows: int
+
+
 def load_candles(
     path: str | Path, *, symbol: str | None = None, timeframe: str | None = None, calendar: str = ALWAYS_OPEN.name
 ) -> MarketData:
@@ -100,26 +111,30 @@ def load_candles(
     path = Path(path)
     if timeframe is not None:
         _checked_timeframe(path, timeframe)  # a malformed argument fails before any reading
-    raw_rows = _read_rows(path)
+    table = _read_table(path)
     invalid: list[InvalidRow] = []
-    parsed = list(_parse_rows(raw_rows, invalid))
+    parsed = list(_parse_rows(table.others, invalid))
+    sure_times = [] if table.sure is None else [_EPOCH + timedelta(microseconds=t) for t in table.sure["us"].to_list()]
     name_symbol, name_timeframe = _name_parts(path)
     symbol = symbol or name_symbol
     timeframe = _checked_timeframe(
-        path, timeframe or name_timeframe or _infer_timeframe(path, [p.open_time for p in parsed])
+        path, timeframe or name_timeframe or _infer_timeframe(path, sure_times + [p.open_time for p in parsed])
     )
-    candles, duplicates, out_of_order = _order(_build_candles(parsed, symbol, timeframe, invalid))
+    built = _build_candles(parsed, symbol, timeframe, invalid)
+    if table.sure is not None:
+        built = _merged(_sure_candles(table.sure, sure_times, symbol, timeframe), built)
+    candles, duplicates, out_of_order = _order(built)
     invalid.sort()
     if not candles:
         examples = "; ".join(str(entry) for entry in invalid[:3])
-        raise MarketDataError(path, f"no valid rows among {len(raw_rows)}" + (f" ({examples})" if examples else ""))
+        raise MarketDataError(path, f"no valid rows among {table.rows}" + (f" ({examples})" if examples else ""))
     step = timeframe_delta(timeframe)
     try:
         sessions, inferred = resolve_calendar(calendar, candles, step)
     except CalendarError as error:
         raise MarketDataError(path, str(error)) from None
     report = QualityReport(
-        rows=len(raw_rows),
+        rows=table.rows,
         gaps=find_gaps(candles, step, sessions),
         duplicates=duplicates,
         out_of_order=out_of_order,
@@ -129,7 +144,9 @@ def load_candles(
     return MarketData(symbol=symbol, timeframe=timeframe, candles=candles, report=report, inferred=inferred)
 
 
-def _read_rows(path: Path) -> list[RawRow]:
+def _read_table(path: Path) -> _Table:
+    import polars as pl
+
     readers = {".csv": _read_csv, ".parquet": _read_parquet, ".json": _read_json}
     reader = readers.get(path.suffix.lower())
     if reader is None:
@@ -140,19 +157,23 @@ def _read_rows(path: Path) -> list[RawRow]:
         raise MarketDataError(path, f"cannot read: {error}") from error
 
 
-def _read_csv(path: Path) -> list[RawRow]:
+def _read_csv(path: Path) -> _Table:
+    import polars as pl
+
     # Every column as text: the numbers must reach Decimal exactly as written.
-    return _frame_rows(path, pl.read_csv(path, infer_schema=False))
+    return _frame_table(_standard(path, pl.read_csv(path, infer_schema=False)))
 
 
-def _read_parquet(path: Path) -> list[RawRow]:
-    return _frame_rows(path, pl.read_parquet(path))
+def _read_parquet(path: Path) -> _Table:
+    import polars as pl
+
+    return _frame_table(_standard(path, pl.read_parquet(path)))
 
 
 _JSON_SHAPE = "a JSON array of [epoch_ms, open, high, low, close, volume] records"
 
 
-def _read_json(path: Path) -> list[RawRow]:
+def _read_json(path: Path) -> _Table:
     try:
         records = json.loads(path.read_text(encoding="utf-8"), parse_float=str, parse_int=str)
     except RecursionError:
@@ -165,16 +186,49 @@ def _read_json(path: Path) -> list[RawRow]:
         # A container inside a record is refused here, before any report tries to print it.
         if any(isinstance(field, (list, dict)) for field in row):
             raise MarketDataError(path, f"record {number} is nested deeper than {_JSON_SHAPE}")
-    return rows
+    if all(len(row) == 1 + len(VALUE_COLUMNS) and all(f is None or isinstance(f, str) for f in row) for row in rows):
+        import polars as pl
+
+        names = ("time", *VALUE_COLUMNS)
+        return _frame_table(pl.DataFrame(list(zip(*rows)) or None, schema={n: pl.String for n in names}, orient="col"))
+    return _Table(None, list(enumerate(rows, start=1)), len(rows))
 
 
-def _frame_rows(path: Path, frame: pl.DataFrame) -> list[RawRow]:
+def _standard(path: Path, frame: pl.DataFrame) -> pl.DataFrame:
+    """The time column as `time` and the value columns by their lower-case names, nothing else."""
     names = {name.strip().lower(): name for name in frame.columns}
     missing = [name for name in VALUE_COLUMNS if name not in names]
     if missing:
         raise MarketDataError(path, f"missing column {', '.join(missing)} (found {_listing(frame)})")
-    texts = [_texts(frame[names[name]]) for name in VALUE_COLUMNS]
-    return list(zip(frame[_time_column(path, frame, names)].to_list(), *texts))
+    time = _time_column(path, frame, names)
+    return frame.select([frame[time].alias("time"), *(frame[names[name]].alias(name) for name in VALUE_COLUMNS)])
+
+
+def _frame_table(frame: pl.DataFrame) -> _Table:
+    sure = sure_rows(frame)
+    others = frame.with_row_index("row", offset=1).join(sure.select("row"), on="row", how="anti", maintain_order="left")
+    texts = [_texts(others[name]) for name in VALUE_COLUMNS]
+    rows = [(number, raw) for number, *raw in zip(others["row"].to_list(), others["time"].to_list(), *texts)]
+    return _Table(sure if len(sure) else None, rows, len(frame))
+
+
+def _sure_candles(sure: pl.DataFrame, times: list[datetime], symbol: str, timeframe: str) -> list[tuple[int, Candle]]:
+    # Checked already, as expressions (adapters.marketframe): constructed without Candle.check.
+    prices: dict[str, Decimal] = {}
+    values = [_decimals(_texts(sure[name]), prices) for name in PRICES] + [list(map(Decimal, _texts(sure["volume"])))]
+    return [(row, Candle(symbol=symbol, timeframe=timeframe, open_time=time, open=o, high=h, low=lo, close=c, volume=v))
+            for row, time, o, h, lo, c, v in zip(sure["row"].to_list(), times, *values)]
+
+
+def _decimals(texts: list[str], cache: dict[str, Decimal]) -> list[Decimal]:
+    """Equal texts share one Decimal (about 100 bytes each): prices repeat, within a column and across them."""
+    cache.update((text, Decimal(text)) for text in set(texts).difference(cache))
+    return list(map(cache.__getitem__, texts))
+
+
+def _merged(first: list[tuple[int, Candle]], second: list[tuple[int, Candle]]) -> list[tuple[int, Candle]]:
+    """Both lists (each by row number) as one, by row number."""
+    return list(heapq.merge(first, second, key=itemgetter(0))) if second else first
 
 
 def _time_column(path: Path, frame: pl.DataFrame, names: dict[str, str]) -> str:
@@ -199,13 +253,17 @@ def _is_unnamed(name: str) -> bool:
 
 
 def _texts(series: pl.Series) -> list[str | None]:
+    import polars as pl
+
+    if series.dtype == pl.String:
+        return series.to_list()
     if series.dtype.is_float():
         return [None if value is None else repr(value) for value in series.to_list()]
     return [None if value is None else str(value) for value in series.to_list()]
 
 
-def _parse_rows(raw_rows: list[RawRow], invalid: list[InvalidRow]) -> Iterator[_Parsed]:
-    for number, raw in enumerate(raw_rows, start=1):
+def _parse_rows(raw_rows: list[tuple[int, RawRow]], invalid: list[InvalidRow]) -> Iterator[_Parsed]:
+    for number, raw in raw_rows:
         try:
             yield _parse_row(number, raw)
         except InvalidValue as error:

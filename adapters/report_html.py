@@ -26,6 +26,7 @@ from tradeledger.adapters.statement_html import section, table, text
 
 if TYPE_CHECKING:  # the dashboard's route serves plotly.js from here: it need not import the metrics
     from tradeledger.adapters.services.metrics import Report
+    from tradeledger.projections.models_view import ModelsView
 
 STATIC = Path(__file__).resolve().parent / "static"
 DECIMALS = 4  # places a float metric is shown with; money (Decimal) is shown in full
@@ -68,6 +69,8 @@ def render(report: Report) -> str:
         section("Metrics", metrics_tables(report.metrics)),
         section("Trades", struct_table("trades", report.trades)),
     ]
+    if report.models is not None:
+        parts.insert(-1, section("Models", models_table(report.models)))
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{escape(report.title)}</title><style>{CSS}</style></head>\n<body>\n" + "\n".join(parts)
             + f'\n<script type="application/json" id="report-data">{inline(_encode(data).decode())}</script>'
@@ -118,6 +121,17 @@ def metrics_tables(metrics: msgspec.Struct) -> str:
     rows = "".join(f'<tr><th>{escape(label(name))}</th><td data-metric="{escape(name)}">'
                    f"{escape(text(shown(name, value)))}</td></tr>" for name, value in figures)
     return f'<table id="metrics">{rows}</table>' + "".join(lists)
+
+
+MODEL_COLUMNS = ("model", "role", "calls", "hits", "hit_rate", "brier", "window_hit_rate", "window_brier",
+                 "trades", "wins", "pnl")
+
+
+def models_table(models: ModelsView) -> str:
+    """Which model earns its place: each one's calls scored at the next close, and the trades it voted for
+    (docs/models.md); calibration stays in the API, a table of ten buckets per model would drown this one."""
+    return table("models", [label(n) for n in MODEL_COLUMNS],
+                 [[shown(n, getattr(m, n)) for n in MODEL_COLUMNS] for m in models.models])
 
 
 def struct_table(table_id: str, rows: list[Any]) -> str:

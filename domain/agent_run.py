@@ -62,6 +62,21 @@ class AgentRun(LedgerAggregate):
         def apply(self, run: AgentRun) -> None:
             run.last_heartbeat = self.at
 
+    class StateSaved(Aggregate.Event):
+        """A checkpoint of the trader and the aggregates (docs/agent.md, restarts): the state after the log
+        event at position `covers`; the SHA-256 of its blob (`format`; kept beside the log, keyed by this
+        event's position) and of the state's canonical encoding (what `reproduce` compares with the state it
+        recomputes); the candles recorded by then, the position up to which every operator command issued was
+        handled (`commands_read`: a restart reads the commands after it) and the release that wrote it."""
+
+        covers: int
+        sha256: str
+        state_sha256: str
+        candles: int
+        commands_read: int
+        format: str
+        release: str
+
     class Stopped(Aggregate.Event):
         reason: str
         clean: bool
@@ -132,6 +147,14 @@ class AgentRun(LedgerAggregate):
             self.Heartbeat, at=at, candles_processed=candles_processed, feed_lag=feed_lag, feed_source=feed_source,
             feed_state=feed_state, last_candle_at=last_candle_at, reconnects=reconnects, timestamp=at,
         )
+
+    def save_state(self, *, covers: int, sha256: str, state_sha256: str, candles: int, commands_read: int,
+                   format: str, release: str, at: datetime) -> None:
+        self._require_running()
+        at = require_utc("at", at)
+        self.trigger_event(self.StateSaved, covers=covers, sha256=sha256, state_sha256=state_sha256,
+                           candles=candles, commands_read=commands_read, format=format, release=release,
+                           timestamp=at)
 
     def stop(self, *, reason: str, clean: bool, at: datetime) -> None:
         self._require_running()

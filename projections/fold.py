@@ -8,9 +8,12 @@ up from a database exactly where the last committed batch left off.
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, Self
+from functools import lru_cache
+from typing import Any, ClassVar, NamedTuple, Self
 from uuid import UUID
 
 import msgspec
@@ -40,7 +43,8 @@ class Recorded:
     was appended. Both are read without decoding the event.
     """
 
-    __slots__ = ("position", "type", "stream", "version", "_event", "_source", "_decode", "_read_clocks", "_clocks")
+    __slots__ = ("position", "type", "stream", "version", "_event", "_source", "_decode", "_read_clocks", "_clocks",
+                 "_decode_view")
 
     def __init__(self, position: int, event: Any, recorded_at: datetime | None = None) -> None:
         """An event already in memory (tests, replays of in-memory aggregates); recorded when it happened
@@ -54,16 +58,19 @@ class Recorded:
         self._decode: Callable[..., object] | None = None
         self._read_clocks: Callable[..., tuple[datetime, datetime]] = _clocks_of
         self._clocks: tuple[datetime, datetime] | None = None
+        self._decode_view: Callable[..., Any] | None = None
 
     @classmethod
     def lazy(cls, position: int, type_: type, stream: UUID, version: int, source: tuple[Any, ...],
-             decode: Callable[..., object], clocks: Callable[..., tuple[datetime, datetime]]) -> Recorded:
+             decode: Callable[..., object], clocks: Callable[..., tuple[datetime, datetime]],
+             decode_view: Callable[..., Any] | None = None) -> Recorded:
         """A stored event: `decode(*source)` gives the event when a fold first reads it, `clocks(*source)`
-        its (business time, recorded time) from the stored payload alone."""
+        its (business time, recorded time) from the stored payload alone, `decode_view(view, *source)` the
+        fields a view names (`event_view`) from the payload alone."""
         recorded = cls.__new__(cls)
         recorded.position, recorded.type, recorded.stream, recorded.version = position, type_, stream, version
         recorded._event, recorded._source, recorded._decode = None, source, decode
-        recorded._read_clocks, recorded._clocks = clocks, None
+        recorded._read_clocks, recorded._clocks, recorded._decode_view = clocks, None, decode_view
         return recorded
 
     @property
@@ -71,6 +78,14 @@ class Recorded:
         if self._decode is not None:
             self._event, self._decode = self._decode(*self._source), None
         return self._event
+
+    def view(self, view: type[Any]) -> Any:
+        """The fields of the event that `view` (an `event_view`) names: read from the stored payload alone
+        while the event is not decoded (a few fields of a large event cost a fraction of all of them)."""
+        if self._decode is None or self._decode_view is None:
+            event = self.event
+            return view(**{name: getattr(event, name) for name in view.__struct_fields__})
+        return self._decode_view(view, *self._source)
 
     @property
     def at(self) -> datetime:
@@ -92,6 +107,18 @@ class Recorded:
         return f"Recorded({self.position}, {self.type.__qualname__})"
 
 
+@lru_cache(maxsize=None)
+def event_view(event_class: type, *names: str) -> type[msgspec.Struct]:
+    """A struct of some of an event class's fields (their types and defaults from the class itself, so the
+    event stays the one source of its schema) and its stream, `originator_id`; a fold that reads only these
+    names it in `Fold.views` and its handler gets this instead of the event."""
+    hints = typing.get_type_hints(event_class)
+    defaults = {f.name: f.default for f in dataclasses.fields(event_class)}
+    fields = [(n, hints[n]) if defaults[n] is dataclasses.MISSING else (n, hints[n], defaults[n]) for n in names]
+    return msgspec.defstruct(f"{event_class.__name__}View", [*fields, ("originator_id", UUID | None, None)],
+                             kw_only=True)
+
+
 def _clocks_of(event: Any, recorded_at: datetime | None) -> tuple[datetime, datetime]:
     at: datetime = event.timestamp
     return at, recorded_at or at
@@ -108,6 +135,9 @@ class FoldFailed(Exception):
 
 class Fold:
     """Base of every read model's fold: dispatches each event to the handler for its type."""
+
+    # Event types whose handler reads only some fields: it gets this `event_view` of the event instead.
+    views: ClassVar[dict[type, type[Any]]] = {}
 
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
@@ -139,12 +169,13 @@ def apply_all(fold: Fold, events: Sequence[Recorded]) -> None:
     """Apply events in order; raise FoldFailed naming the first event the fold could not apply."""
     # The handler lookup is inlined here rather than going through `Fold.apply`:
     # this loop runs once per event per projection and dominates a rebuild.
-    handlers = fold.handlers
+    handlers, views = fold.handlers, fold.views
     for recorded in fold.relevant(events):
         handler = handlers.get(recorded.type)
         try:
             if handler is not None:
-                handler(recorded.event, recorded.position)
+                view = views.get(recorded.type)
+                handler(recorded.event if view is None else recorded.view(view), recorded.position)
             elif recorded.type is Undecodable:
                 raise ValueError(f"stored event {recorded.event.topic} cannot be decoded: {recorded.event.error}")
         except Exception as error:

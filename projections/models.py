@@ -28,7 +28,7 @@ from tradeledger.domain.account import Account
 from tradeledger.domain.ids import market_id
 from tradeledger.domain.market import Market
 from tradeledger.domain.values import MemberPrediction, Prediction, Side
-from tradeledger.projections.fold import EventHandler, Fold, Projection, Recorded
+from tradeledger.projections.fold import EventHandler, Fold, Projection, Recorded, event_view
 from tradeledger.projections.models_rows import (
     BUCKETS,
     CALIBRATION,
@@ -89,6 +89,10 @@ class ModelsFold(Fold):
         self.trips: dict[tuple[UUID, str], TripRow] = {}
         self.touched: set[int] = set()  # ids of the score, bucket and market rows put in this batch
 
+    # A signal's features are most of its payload and the scoreboard reads none of them.
+    views = {Market.SignalGenerated: event_view(Market.SignalGenerated, "candle_time", "model_name", "prediction",
+                                                "confidence", "individual_predictions")}
+
     def handlers_by_type(self) -> dict[type, EventHandler]:
         return {
             Market.CandleClosed: self.candle_closed, Market.SignalGenerated: self.signal_generated,
@@ -133,7 +137,7 @@ class ModelsFold(Fold):
         watched.close, watched.candle_time, watched.signal_time, watched.calls = e.close, e.open_time, None, ()
         self.changed(WATCH, watched)
 
-    def signal_generated(self, e: Market.SignalGenerated, _position: int) -> None:
+    def signal_generated(self, e: Any, _position: int) -> None:  # the view of Market.SignalGenerated above
         watched = self.watch.get(e.originator_id)
         if watched is None or watched.candle_time != e.candle_time:
             return  # a signal without its candle has no close to be scored against

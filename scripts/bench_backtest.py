@@ -1,13 +1,19 @@
-"""Backtest throughput, end to end with every event persisted to a SQLite file.
+"""Backtest throughput: the phases in-process, and the whole `tradeledger backtest` process.
 
-The real ETH/BTC 5m file is repeated (shifted in time) to at least --candles
-candles. For each predictor the same agent loop runs twice per repeat: the
-baseline decides every tick on in-memory aggregates and drops the events
-(persistence off); the measured run is `tradeledger backtest`'s path, appending
-every candle, signal, order and fill to a fresh SQLite file. Medians; the
-ratio (persisted rate / in-memory rate) is printed last.
+The real ETH/BTC 5m file is repeated (shifted in time) to --candles candles and
+written once to a CSV. For each predictor, per repeat: `load` reads that file
+(`load_files`, as the CLI does); the in-memory baseline decides every tick on
+in-memory aggregates and drops the events (persistence off); `loop` is
+`tradeledger backtest`'s path, appending every candle, signal, order and fill
+to a fresh SQLite file; `summary` is the summary read back from that store.
+Then the whole CLI process runs on the same file (`bench_process.py`: wall
+time, peak RSS, `import`), with `--before REV` also an earlier commit's, so the
+phases import, load, loop and summary show against the wall time. Medians; the
+ratio (persisted rate / in-memory rate) is printed after the phases, the
+whole-process figures last.
 
     .venv/bin/python scripts/bench_backtest.py [--candles 103680] [--repeat 3] [--predictor sma_cross ensemble]
+                                               [--before REV [REV ...]]
 """
 
 from __future__ import annotations
@@ -23,10 +29,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 import msgspec  # noqa: E402
 
+import bench_process  # noqa: E402
+from tradeledger.adapters.candlefiles import load_files  # noqa: E402
 from tradeledger.adapters.lease import lease_for  # noqa: E402
+from tradeledger.adapters.services.backtest import summarise  # noqa: E402
 from tradeledger.adapters.services.trading import TradingSession  # noqa: E402
 from tradeledger.adapters.traders import build_trader  # noqa: E402
 from tradeledger.adapters.database import create_db_engine, upgrade  # noqa: E402
@@ -63,7 +73,8 @@ def in_memory(settings: Settings, candles: list[Candle]) -> float:
     return time.perf_counter() - started
 
 
-def persisted(settings: Settings, candles: list[Candle]) -> float:
+def persisted(settings: Settings, candles: list[Candle]) -> tuple[float, float]:
+    """Seconds of the loop (every event appended) and of the summary read back from that store."""
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/bench.sqlite"
         upgrade(url)
@@ -77,33 +88,46 @@ def persisted(settings: Settings, candles: list[Candle]) -> float:
         agent.run_feed(candles, batch_size=2000)
         agent.stop("done")
         elapsed = time.perf_counter() - started
+        summarise(EventLog(store, engine), at_url.trading.account, len(candles), elapsed)
+        summary = time.perf_counter() - started - elapsed
         engine.dispose()
         store.close()
-        return elapsed
+        return elapsed, summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--candles", type=int, default=103_680)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--predictor", nargs="+", default=["sma_cross", "ensemble"])
+    bench_process.add_arguments(parser)
     args = parser.parse_args()
-    candles = repeated_candles(args.candles)
-    lines = []
-    for predictor in args.predictor:
-        settings = load_settings(overrides={"predictor.name": predictor})
-        base, ours = [], []
-        for _ in range(args.repeat):
-            base.append(in_memory(settings, candles))
-            ours.append(persisted(settings, candles))
-        base_rate, our_rate = len(candles) / statistics.median(base), len(candles) / statistics.median(ours)
-        line = (f"{predictor:10} {len(candles):,} candles: persisted {our_rate:>8,.0f} candles/s, "
-                f"in-memory baseline {base_rate:>8,.0f} candles/s, ratio {our_rate / base_rate:.2f}")
-        print(line, flush=True)
-        lines.append(line)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of this process {peak_mb:,.0f} MB")
-    print(lines[0] if len(lines) == 1 else "\n".join(lines))
+    with tempfile.TemporaryDirectory() as folder, bench_process.worktrees(args.before, Path(folder)) as sides:
+        data = bench_process.repeated_file(args.candles, Path(folder))
+        lines = [phases(predictor, data, args.repeat) for predictor in args.predictor]
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS of this process {peak_mb:,.0f} MB")
+        print("\n".join(lines), flush=True)
+        figures = bench_process.measure(sides, data, args, Path(folder))
+    bench_process.report(figures, args.candles)
+
+
+def phases(predictor: str, data: Path, repeat: int) -> str:
+    """The in-process phases of one predictor (medians); prints them and returns the throughput line."""
+    settings = load_settings(overrides={"predictor.name": predictor})
+    loads, base, ours, summaries = [], [], [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        candles = load_files(data).candles
+        loads.append(time.perf_counter() - started)
+        base.append(in_memory(settings, candles))
+        loop, summary = persisted(settings, candles)
+        ours.append(loop)
+        summaries.append(summary)
+    base_rate, our_rate = len(candles) / statistics.median(base), len(candles) / statistics.median(ours)
+    print(f"{predictor:10} phases (medians): load {statistics.median(loads):.2f} s, loop "
+          f"{statistics.median(ours):.2f} s, summary {statistics.median(summaries):.2f} s", flush=True)
+    line = (f"{predictor:10} {len(candles):,} candles: persisted {our_rate:>8,.0f} candles/s, "
+            f"in-memory baseline {base_rate:>8,.0f} candles/s, ratio {our_rate / base_rate:.2f}")
+    print(line, flush=True)
+    return line
 
 
 if __name__ == "__main__":

@@ -2,25 +2,27 @@
 
 The real ETH/BTC 5m file is repeated (shifted in time) to --candles candles and written once to a CSV
 outside the repository. Each run is a fresh process on a fresh SQLite store; its wall time and its own
-peak RSS (`os.wait4`'s rusage of that child) are taken; and `import` is the time a fresh process takes to
+peak RSS (by /usr/bin/time) are taken; and `import` is the time a fresh process takes to
 import the CLI (minus a bare interpreter's start), so the phases show: import, and the rest (load, loop,
-summary; `bench_backtest.py` has the loop alone). With `--before REV` the same runs alternate with the CLI
-of an earlier commit (a git worktree), so both sides are measured in one run. Medians; the ratios last.
+summary: `bench_backtest.py` times those in-process and prints these whole-process figures with them). With
+`--before REV [REV ...]` the same runs alternate with the CLI of earlier commits (git worktrees), so every side
+is measured in one run. Medians; the ratios last.
 
     .venv/bin/python scripts/bench_process.py [--candles 103680] [--repeat 3] [--predictor sma_cross ensemble]
-                                              [--before REV]
+                                              [--before REV [REV ...]]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -47,15 +49,19 @@ def repeated_file(count: int, folder: Path) -> Path:
 
 
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process; it must succeed."""
-    started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{child.stderr.read().decode()}")
-    return elapsed, usage.ru_maxrss / 1024
+    """Wall seconds and peak RSS (MB) of one child process; it must succeed.
+
+    The peak is taken by /usr/bin/time, not from this process's rusage of the child: Linux starts a child's
+    peak at its parent's resident size (the address space it forked from), which for `bench_backtest.py`,
+    holding the candles and the in-process runs, is larger than the CLI's own peak."""
+    with tempfile.NamedTemporaryFile("r") as peak:
+        started = time.perf_counter()
+        child = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", peak.name, *command], cwd=cwd, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        elapsed = time.perf_counter() - started
+        if child.returncode:
+            raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{child.stderr.decode()}")
+        return elapsed, int(peak.read().split()[-1]) / 1024
 
 
 def one_round(side: Path, data: Path, predictor: str, scratch: Path) -> dict[str, float]:
@@ -70,31 +76,47 @@ def one_round(side: Path, data: Path, predictor: str, scratch: Path) -> dict[str
             f"{predictor}: import s": imported - bare, f"{predictor}: rest s": wall - (imported - bare)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candles", type=int, default=103_680)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--predictor", nargs="+", default=["sma_cross", "ensemble"])
-    parser.add_argument("--before", help="an earlier commit to measure in the same run (a git worktree)")
+    parser.add_argument("--before", nargs="*", default=[], metavar="REV",
+                        help="earlier commits to measure in the same run (git worktrees), or directories")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        scratch = Path(folder)
-        data = repeated_file(args.candles, scratch)
-        sides = {"after": ROOT}
-        if args.before:
-            sides["before"] = scratch / "before"
-            subprocess.run(["git", "worktree", "add", "--detach", "-q", str(sides["before"]), args.before],
-                           cwd=ROOT, check=True)
-        try:
-            figures = measure(sides, data, args, scratch)
-        finally:
-            if args.before:
-                subprocess.run(["git", "worktree", "remove", "--force", str(sides["before"])], cwd=ROOT, check=True)
+    with tempfile.TemporaryDirectory() as folder, worktrees(args.before, Path(folder)) as sides:
+        data = repeated_file(args.candles, Path(folder))
+        figures = measure(sides, data, args, Path(folder))
     report(figures, args.candles)
+
+
+@contextmanager
+def worktrees(revisions: list[str], scratch: Path) -> Iterator[dict[str, Path]]:
+    """This checkout as "after", and each revision checked out into a temporary git worktree (a directory
+    given instead is used as it is: a tree with some changes applied, to measure them apart)."""
+    sides, made = {"after": ROOT}, []
+    try:
+        for revision in revisions:
+            if Path(revision).is_dir():
+                sides[Path(revision).name] = Path(revision).resolve()
+                continue
+            sides[revision] = scratch / f"before-{revision}"
+            subprocess.run(["git", "worktree", "add", "--detach", "-q", str(sides[revision]), revision],
+                           cwd=ROOT, check=True)
+            made.append(sides[revision])
+        yield sides
+    finally:
+        for path in made:
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=True)
 
 
 def measure(sides: dict[str, Path], data: Path, args: argparse.Namespace, scratch: Path
             ) -> dict[str, dict[str, list[float]]]:
+    """Every side's whole-process figures, the sides' order turning round each round."""
     figures: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in sides}
     for round_ in range(args.repeat):
         order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
@@ -102,23 +124,24 @@ def measure(sides: dict[str, Path], data: Path, args: argparse.Namespace, scratc
             for name in order:
                 for figure, value in one_round(sides[name], data, predictor, scratch).items():
                     figures[name][figure].append(value)
-                    print(f"round {round_ + 1} {name:6} {figure}: {value:,.2f}", flush=True)
+                    print(f"round {round_ + 1} {name:8} {figure}: {value:,.2f}", flush=True)
     return figures
 
 
 def report(figures: dict[str, dict[str, list[float]]], candles: int) -> None:
-    after = {figure: statistics.median(values) for figure, values in figures["after"].items()}
-    before = {figure: statistics.median(values) for figure, values in figures.get("before", {}).items()}
-    print(f"\n{'figure (medians)':40} {'before':>10} {'after':>10} {'after/before':>13}")
+    medians = {side: {f: statistics.median(v) for f, v in by_figure.items()} for side, by_figure in figures.items()}
+    after, befores = medians["after"], [side for side in medians if side != "after"]
+    print(f"\n{'figure (medians)':40}" + "".join(f" {side[:10]:>10}" for side in befores) + f" {'after':>10}"
+          + "".join(f" {'/' + side[:10]:>12}" for side in befores))
     for figure, value in after.items():
-        old = before.get(figure)
-        print(f"{figure:40} {old if old is not None else float('nan'):>10,.2f} {value:>10,.2f} "
-              f"{value / old if old else float('nan'):>13.3f}")
-    walls = [f for f in after if f.endswith("whole-process wall s")]
-    print("\n".join(f"{f.split(':')[0]:10} {candles:,} candles: whole process {candles / after[f]:,.0f} candles/s, "
-                    f"{after[f]:.1f} s wall, peak {after[f.replace('whole-process wall s', 'peak RSS MB')]:,.0f} MB"
-                    + (f", {after[f] / before[f]:.3f}x the earlier commit's wall time" if f in before else "")
-                    for f in walls))
+        olds = [medians[side].get(figure) for side in befores]
+        print(f"{figure:40}" + "".join(f" {old:>10,.2f}" for old in olds) + f" {value:>10,.2f}"
+              + "".join(f" {value / old:>12.3f}" for old in olds))
+    for figure in (f for f in after if f.endswith("whole-process wall s")):
+        peak = after[figure.replace("whole-process wall s", "peak RSS MB")]
+        print(f"{figure.split(':')[0]:10} {candles:,} candles: whole process {candles / after[figure]:,.0f} candles/s, "
+              f"{after[figure]:.1f} s wall, peak {peak:,.0f} MB"
+              + "".join(f", {after[figure] / medians[side][figure]:.3f}x {side}'s wall time" for side in befores))
 
 
 if __name__ == "__main__":

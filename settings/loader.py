@@ -261,6 +261,7 @@ RULES: dict[str, Rule] = {
     "predictor.fast": _WINDOW,
     "predictor.slow": _WINDOW,
     "agent.heartbeat_interval": _SECONDS,
+    "agent.checkpoint_every": Rule(_check(_integer, lambda n: 0 <= n <= 2**31), "an integer from 0 to 2147483648"),
     "api.host": _TEXT,
     "api.port": Rule(_check(_integer, lambda n: 0 <= n <= 65535), "an integer from 0 to 65535"),
     "api.token": _SECRET,

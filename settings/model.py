@@ -76,6 +76,7 @@ class PredictorSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 class AgentSettings(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_interval: float
+    checkpoint_every: int = 10_000  # candles between state checkpoints (0: only on a clean stop)
 
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):

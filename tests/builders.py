@@ -27,6 +27,7 @@ def one_of_each(start: datetime = START) -> list[object]:
     account.reject_order("ETH/BTC", Side.BUY, rule="max_drawdown_percent", reason="halted", at=start)
     account.halt_trading(rule="manual", reason="r", metrics={"equity": "1.4"}, by="api", at=start)
     account.resume_trading(by="telegram:1", reason="r", at=start)
+    account.switch_entries(stopped=True, by="api", reason="maintenance", at=start)
     market = Market.list("ETH/BTC", "5m", at=start)
     market.close_candle(Candle(symbol="ETH/BTC", timeframe="5m", open_time=start, open=Decimal("0.05"),
                                high=Decimal("0.06"), low=Decimal("0.04"), close=Decimal("0.055"),
@@ -39,6 +40,8 @@ def one_of_each(start: datetime = START) -> list[object]:
     run = AgentRun.start(key="k", version="1", host="h", pid=1, config_digest="d", components=("agent",),
                          model="m", decision_config={"predictor.name": "ensemble"}, at=start)
     run.beat(at=start + timedelta(seconds=5), candles_processed=3, feed_lag=0.5)
+    run.save_state(covers=9, sha256="12" * 32, state_sha256="34" * 32, candles=3, commands_read=4, format="pickle-5",
+                   release="0.4", at=start + timedelta(seconds=5))
     run.stop(reason="done", clean=True, at=start + timedelta(seconds=6))
     gateway = Gateway.start(key="g", kind="api", host="h", pid=2, at=start)
     gateway.connect_client(session_id="s1", channel="ws", peer="127.0.0.1:1", at=start)

@@ -23,6 +23,9 @@ import pytest
 
 from tradeledger.adapters import report_html
 from tradeledger.adapters.services.charts import FillPoint
+from tradeledger.projections.models import MODELS_PROJECTION
+from tradeledger.projections.models_view import scoreboard
+from tradeledger.projections.replay import ReadModels, pages
 from tradeledger.settings import load_settings
 from tests.backtested import ETH, cli
 from tests.browser import CHROMIUM, Page, open_page
@@ -101,6 +104,26 @@ def test_the_metrics_and_trades_tables_show_every_field(backtested: tuple[str, P
     assert "<th>exit reason</th>" in html
 
 
+def test_the_report_shows_the_model_scoreboard_of_the_ensemble(tmp_path: Path) -> None:
+    url, out = f"sqlite:///{tmp_path / 'ledger.sqlite'}", tmp_path / "report.html"
+    code, _ = cli(url, "backtest", "--data", str(ETH), "--predictor", "ensemble", "--timerange", TIMERANGE,
+                  "--report", str(out))
+    assert code == 0
+    with composed(load_settings(overrides={"database.url": url}, environ={})) as container:
+        folded = ReadModels((MODELS_PROJECTION,))
+        for page in pages(container.feed):
+            folded.apply(page)
+        expected = scoreboard(folded.tables.rows).models
+    table = re.search(r'<table id="models".*?</table>', out.read_text(), re.S)
+    assert table is not None
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table.group(0), re.S)]
+    shown = {cells[0]: cells for cells in rows if cells}
+    assert set(shown) == {"ensemble", "logistic", "hoeffding_tree", "sma_cross"} == {m.model for m in expected}
+    for model in expected:
+        assert shown[model.model][2:4] == [str(model.calls), str(model.hits)]
+        assert shown[model.model][4] == report_html.shown("hit_rate", model.hit_rate)
+
+
 class Figures(msgspec.Struct, kw_only=True):
     quote_currency: str
     return_percent: float
@@ -115,7 +138,7 @@ def stand_in(candles: int, reason: str = "signal", title: str = "report") -> Sim
     fill = FillPoint(position=7, symbol="ETH/BTC", time=start, side="buy", price=Decimal("0.09012345"),
                      quantity=Decimal("1"), reason=reason)
     return SimpleNamespace(title=title, metrics=Figures(quote_currency="BTC", return_percent=1.5),
-                           candles={"ETH/BTC": points}, trades=[], fills=[fill],
+                           candles={"ETH/BTC": points}, trades=[], fills=[fill], models=None,
                            equity=[SimpleNamespace(time=start, equity=Decimal(1), drawdown_percent=0.0)])
 
 

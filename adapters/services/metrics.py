@@ -23,6 +23,7 @@ import msgspec
 from tradeledger.adapters.services.charts import FillPoint
 from tradeledger.adapters.services.metrics_curve import Curve, Drawdown, Span, curve, geometric_mean
 from tradeledger.adapters.services.metrics_log import CandlePoint, History
+from tradeledger.projections.models_view import ModelsView
 from tradeledger.projections.portfolio_rows import TradeRow
 
 Period = Literal["day", "week", "month"]
@@ -275,6 +276,7 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     trades: list[TradePoint]
     equity: list[EquityPoint]
     fills: list[FillPoint] = []  # the span's fills, in log order, with their orders' reasons
+    models: ModelsView | None = None  # the model scoreboard over the whole history (projections.models_view)
 
 
 def report(history: History, *, title: str, start: datetime | None = None, end: datetime | None = None,
@@ -291,4 +293,5 @@ def report(history: History, *, title: str, start: datetime | None = None, end: 
         equity=[EquityPoint(time=time, equity=equity, drawdown_percent=drawdown)
                 for (time, equity), drawdown in zip(drawn.points, drawn.drawdowns)],
         fills=span.within(history.fill_points, attrgetter("time")),
+        models=history.models,
     )

@@ -19,11 +19,16 @@ import msgspec
 from tradeledger.adapters.services.charts import FillLog, FillPoint
 from tradeledger.domain.market import Market
 from tradeledger.projections.fold import Recorded
+from tradeledger.projections.models import MODELS_PROJECTION
+from tradeledger.projections.models_view import ModelsView, scoreboard
 from tradeledger.projections.portfolio import PORTFOLIO
 from tradeledger.projections.portfolio_rows import EQUITY, FILLS, TRADES, FillRow, TradeRow
 from tradeledger.projections.portfolio_view import account_portfolio
 from tradeledger.projections.replay import ReadModels, pages
 from tradeledger.projections.runner import EventFeed
+
+
+HISTORY_PAGE = 2_000  # events decoded at a time: a page holds its decoded events, ~1 KB each, while it folds
 
 
 class CandlePoint(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -50,6 +55,7 @@ class History(msgspec.Struct, kw_only=True):
     fills: list[FillRow]
     candles: dict[str, list[CandlePoint]]  # by symbol
     fill_points: list[FillPoint] = []  # the chart's markers: every fill with its order's reason
+    models: ModelsView | None = None  # the model scoreboard (projections.models), when asked for
 
 
 class CandleLog:
@@ -58,32 +64,41 @@ class CandleLog:
     def __init__(self) -> None:
         self.markets: dict[UUID | None, str] = {}
         self.candles: dict[str, list[CandlePoint]] = {}
+        # Equal prices (as written) share one Decimal: a long history repeats them, at ~100 bytes each.
+        self.prices: dict[str, Decimal] = {}
 
     def apply(self, events: Iterable[Recorded]) -> None:
+        price = self.price
         for recorded in events:
             if recorded.type is Market.CandleClosed:
                 e: Market.CandleClosed = recorded.event
                 self.candles.setdefault(self.markets[recorded.stream], []).append(CandlePoint(
-                    time=e.open_time, close_time=e.timestamp, open=e.open, high=e.high, low=e.low, close=e.close,
-                    volume=e.volume))
+                    time=e.open_time, close_time=e.timestamp, open=price(e.open), high=price(e.high),
+                    low=price(e.low), close=price(e.close), volume=e.volume))
             elif recorded.type is Market.Listed:
                 self.markets[recorded.stream] = recorded.event.symbol
+
+    def price(self, value: Decimal) -> Decimal:
+        return self.prices.setdefault(str(value), value)
 
 
 class HistoryLog:
     """The folds behind `History`, kept in memory and moved forward by the log's new events only (the API's
     /api/metrics asks again and again; each answer folds what was appended since the last)."""
 
-    def __init__(self, feed: EventFeed, account: str) -> None:
+    def __init__(self, feed: EventFeed, account: str, *, with_models: bool = False) -> None:
+        """`with_models`: also fold the model scoreboard (the HTML report shows it; the summary does not)."""
         self.feed, self.account = feed, account
-        self.models, self.candles, self.fills = ReadModels((PORTFOLIO,)), CandleLog(), FillLog(account)
+        self.with_models = with_models
+        self.models = ReadModels((PORTFOLIO, MODELS_PROJECTION) if with_models else (PORTFOLIO,))
+        self.candles, self.fills = CandleLog(), FillLog(account)
         self.position = 0
         self.lock = threading.Lock()
 
     def history(self, *, until: int | None = None) -> History:
         """The account's history up to log position `until` (the head when None); LookupError: no such account."""
         with self.lock:
-            for page in pages(self.feed, after=self.position, until=until):
+            for page in pages(self.feed, after=self.position, until=until, page_size=HISTORY_PAGE):
                 for fold in (self.models, self.candles, self.fills):
                     fold.apply(page)
                 self.position = page[-1].position
@@ -102,9 +117,10 @@ class HistoryLog:
             fills=sorted((f for f in rows(FILLS) if f.account == account), key=lambda f: f.position),
             candles={symbol: list(rows) for symbol, rows in self.candles.candles.items()},
             fill_points=list(self.fills.fills),
+            models=scoreboard(rows, self.position) if self.with_models else None,
         )
 
 
-def collect(feed: EventFeed, account: str, *, until: int | None = None) -> History:
+def collect(feed: EventFeed, account: str, *, until: int | None = None, with_models: bool = False) -> History:
     """`account`'s history up to log position `until` (the head when None), in one pass of the log."""
-    return HistoryLog(feed, account).history(until=until)
+    return HistoryLog(feed, account, with_models=with_models).history(until=until)

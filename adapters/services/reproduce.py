@@ -10,7 +10,10 @@ precedes it in the log), so its orders are compared like the trader's own.
 Everything else the agent appended (signals, orders, fills, rejections, risk
 halts) must come out of a fresh `Trader` identically, field by field, in the
 same stream order. The same replay warms up the agent on restart, so a
-restarted agent continues exactly where the killed one stopped.
+restarted agent continues exactly where the killed one stopped; a restart
+starts it after the latest state checkpoint (`services.checkpointing`),
+`reproduce` from the start, comparing every checkpoint with the state it
+recomputed at the position that checkpoint covers.
 
 A divergence names every differing field with both values (`FieldDiff`, nested
 fields by dotted path: `basis.sizing.equity`, `feature_values.rsi_14`). By
@@ -29,6 +32,7 @@ from uuid import UUID
 
 import msgspec
 
+from tradeledger.adapters.services.checkpointing import Blobs, Checks, Restored
 from tradeledger.adapters.services.ports import EventLogPort, scan
 from tradeledger.adapters.services.reproduce_data import DataCheck
 from tradeledger.domain.account import Account
@@ -45,7 +49,7 @@ Event = Any
 KINDS = {"SignalGenerated": "signal", "OrderPlaced": "order", "OrderFilled": "fill", "OrderRejected": "rejection",
          "OrderCancelled": "cancellation", "TradingHalted": "halt", "TradingResumed": "halt", "Opened": "account",
          "Listed": "market", "CandleClosed": "candle", "CommandApplied": "command", "CommandRefused": "command",
-         "EntriesSwitched": "command"}
+         "EntriesSwitched": "command", "StateSaved": "checkpoint"}
 UNDECODABLE = "undecodable"
 LISTED = 100  # divergences kept in a report; every one is counted
 
@@ -100,6 +104,17 @@ class Replay:
         self.divergences: list[Divergence] = []
         self.counts: dict[str, int] = {}
         self.commands: dict[UUID, ControlCommand.Issued] = {}  # issued, by id: re-decided where applied
+        self.position = 0  # of the last account or market event replayed
+        self.commands_read = 0  # every command issued up to here was handled (from a checkpoint)
+
+    @classmethod
+    def from_checkpoint(cls, restored: Restored) -> Replay:
+        """A replay that continues after the position a checkpoint covers (services.checkpointing)."""
+        replay = cls(restored.trader)
+        replay.account, replay.position, replay.commands = restored.account, restored.covers, restored.commands
+        replay.commands_read = restored.commands_read
+        replay.markets = {market.id: market for market in restored.markets}
+        return replay
 
     @property
     def divergence(self) -> Divergence | None:
@@ -119,6 +134,14 @@ class Replay:
         for made in produced:
             self.expected.setdefault(made.originator_id, deque()).append(made)
         self.compare(event, position)
+        self.position = position
+
+    def check(self, checks: Checks) -> None:
+        """Every checkpoint of the state after this position against the state recomputed here."""
+        for position, saved, problem in checks.at(self.position, self.trader, self.account, self.markets.values()):
+            self.count(Divergence(stream=str(saved.originator_id), version=saved.originator_version,
+                                  position=position, kind="checkpoint", event="StateSaved",
+                                  message=f"the checkpoint at position {position} is wrong: {problem}"))
 
     def step(self, event: Event) -> list[Event]:
         """Feed one recorded event to the aggregates (only inputs change them); the events they produced,
@@ -238,10 +261,12 @@ def decode_problem(recorded: Recorded) -> str | None:
     return event.error if isinstance(event, Undecodable) else None
 
 
-def replay_log(log: EventLogPort, trader_factory: Callable[[], Trader], *, stop_at_divergence: bool = True
-               ) -> Replay:
-    replay = Replay(trader_factory())
-    for recorded in scan(log):
+def replay_log(log: EventLogPort, trader_factory: Callable[[], Trader], *, stop_at_divergence: bool = True,
+               start: Restored | None = None, checks: Checks | None = None) -> Replay:
+    """The log replayed from the start, or after the position the checkpoint `start` covers; with `checks`,
+    each recorded checkpoint compared with the state at the position it covers."""
+    replay = Replay(trader_factory()) if start is None else Replay.from_checkpoint(start)
+    for recorded in scan(log, replay.position):
         problem = decode_problem(recorded)
         if problem is not None:
             replay.count(Divergence(stream=str(recorded.stream), version=recorded.version or 0,
@@ -249,15 +274,20 @@ def replay_log(log: EventLogPort, trader_factory: Callable[[], Trader], *, stop_
                                     message=f"the stored event cannot be decoded: {problem}"))
         else:
             replay.apply(recorded.event, recorded.position)
+            if checks is not None and replay.position == recorded.position:
+                replay.check(checks)
         if stop_at_divergence and replay.divergence is not None:
             return replay
     replay.finish()
     return replay
 
 
-def reproduce(log: EventLogPort, trader_factory: Callable[[], Trader], *, every: bool = False) -> ReproduceReport:
-    """Every recorded decision re-run; `every`: go on past the first divergence and count them all."""
-    replay = replay_log(log, trader_factory, stop_at_divergence=not every)
+def reproduce(log: EventLogPort, trader_factory: Callable[[], Trader], *, every: bool = False,
+              blobs: Blobs | None = None) -> ReproduceReport:
+    """Every recorded decision re-run, and every recorded checkpoint compared with the state recomputed at
+    its position (`blobs`: their blobs, checked against their digests); `every`: go on past the first
+    divergence and count them all."""
+    replay = replay_log(log, trader_factory, stop_at_divergence=not every, checks=Checks(log, blobs))
     return ReproduceReport(ok=replay.divergence is None, events=replay.events, candles=replay.candles,
                            decisions=replay.decisions, divergence=replay.divergence,
                            divergences=replay.divergences, counts=replay.counts, every=every)

@@ -3,11 +3,11 @@
 Backtest and live differ only in the feed, the pacing and the batch size; the
 decisions come from the same `Trader`. `resume()` takes the store's agent
 lease (one agent per store: the single writer of the Account and Market
-streams, docs/agent.md) and replays the log (`services.reproduce`) to rebuild
-the models, risk state and aggregates; the session then skips every candle
-already recorded, so a killed agent resumes where it stopped without
-recording anything twice. Operator commands reach the account only through
-the session, which applies them at its next tick.
+streams, docs/agent.md), loads the latest checkpoint (`services.checkpointing`) and replays
+the log after it (`services.reproduce`) to rebuild the models, risk state and aggregates;
+the session then skips every candle already recorded, so a killed agent resumes where it
+stopped without recording anything twice. Operator commands reach the account only
+through the session, which applies them at its next tick.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from tradeledger.adapters.markets import quote_currency, quote_of
 from tradeledger.adapters.release import VERSION
 from tradeledger.adapters.services.control import Inbox
 from tradeledger.adapters.services.ports import Clock, EventLogPort, utcnow
+from tradeledger.adapters.services.checkpointing import Checkpoints
 from tradeledger.adapters.services.reproduce import replay_log
 from tradeledger.domain.account import Account
 from tradeledger.domain.agent_run import AgentRun
@@ -96,8 +97,10 @@ class TradingSession:
     """
 
     def __init__(self, log: EventLogPort, settings: Settings, trader_factory: Callable[[], Trader], lease: Lease,
-                 *, clock: Clock = utcnow) -> None:
+                 *, clock: Clock = utcnow, checkpoints: Checkpoints | None = None) -> None:
         self.log = log
+        self.checkpoints = checkpoints
+        self.covered = 0  # the log position of the last account or market event recorded
         self.settings = settings
         self.trader_factory = trader_factory
         self.lease = lease
@@ -123,7 +126,8 @@ class TradingSession:
         self.take_lease()
         try:
             self.refuse_changed_decisions()
-            replay = replay_log(self.log, self.trader_factory)
+            start = self.checkpoints and self.checkpoints.restore(self.trader_factory)  # None: the whole log
+            replay = replay_log(self.log, self.trader_factory, start=start)
             if replay.divergence is not None:
                 raise AgentError("the recorded history is not what this agent would have done, so it cannot "
                                  f"continue it (run `tradeledger reproduce`): {replay.divergence}")
@@ -135,9 +139,9 @@ class TradingSession:
             raise
         self.trader = replay.trader
         self.markets = {(m.symbol, m.timeframe): m for m in replay.markets.values()}
-        self.account = replay.account
-        # Commands are applied in log order, so every one up to the last applied is handled.
-        self.inbox.after = replay.account.last_command_position if replay.account is not None else 0
+        self.account, self.covered = replay.account, replay.position
+        # Commands are applied in log order, so every one up to the last applied (or read) is handled.
+        self.inbox.after = max(replay.account.last_command_position if replay.account else 0, replay.commands_read)
         self.resumed = True
 
     def take_lease(self) -> None:
@@ -204,6 +208,8 @@ class TradingSession:
         """Append what is collected, record Stopped, and give up the lease."""
         try:
             self.flush()
+            if clean:
+                self.checkpoint()
             if self.run is not None and not self.run.stopped:
                 self.run.stop(reason=reason, clean=clean, at=self.clock())
                 self.log.append(self.run.collect_events())
@@ -261,13 +267,22 @@ class TradingSession:
         streams, so the append cannot conflict; if it does, someone wrote around the lease, and the agent stops."""
         if self.batch:
             try:
-                self.log.append(self.batch)
+                self.covered = self.log.append(self.batch)
             except IntegrityError as error:
                 self.batch.clear()  # it can never be appended: stop() records Stopped without it
                 raise AgentError(f"another writer appended to the agent's streams (around its lease): {error}"
                                  ) from error
             self.batch.clear()
         self.unsaved = 0
+        self.checkpoint(when_due=True)
+
+    def checkpoint(self, *, when_due: bool = False) -> None:
+        """A checkpoint of the state after the last append (services.checkpointing), unless one covers it;
+        `when_due`: only once `agent.checkpoint_every` candles were recorded since the last one."""
+        c, markets = self.checkpoints, list(self.markets.values())
+        if c is not None and self.run is not None and self.account is not None and self.covered > c.covered \
+                and not (when_due and not c.due(markets)):
+            c.save(self.run, self.covered, self.inbox.after, self.trader, self.account, markets, at=self.clock())
 
     def run_feed(
         self,
