@@ -180,6 +180,10 @@ class EventLog:
     def append(self, events: Sequence[Any]) -> int:
         return self.store.append(events)
 
+    def append_positions(self, events: Sequence[Any]) -> Sequence[int]:
+        """`append`, returning each event's log position."""
+        return self.store.append_positions(events)
+
     def get(self, stream_id: UUID) -> Any:
         return self.store.repository.get(stream_id)
 

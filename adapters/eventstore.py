@@ -292,11 +292,16 @@ class LedgerStore(Application[UUID]):
         library's runtime protocols and builds a Recording per event, which
         together cost more than the insert itself.
         """
+        ids = self.append_positions(events)
+        return ids[-1] if ids else 0
+
+    def append_positions(self, events: Sequence[DomainEventProtocol[UUID]]) -> Sequence[int]:
+        """`append`, returning each event's log position (in the given order)."""
         assert isinstance(self.events, ChainedEventStore)
         _, ids = self.events.insert(events)
         if ids:
             self.notify_listeners(ids[-1])
-        return ids[-1] if ids else 0
+        return ids
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         if recordings:

@@ -45,6 +45,7 @@ class SignalRow(msgspec.Struct, kw_only=True):
     generated_at: datetime
     fresh_until: datetime
     position: int
+    error: str = ""  # a user strategy that failed on this candle (the signal is then a hold): what went wrong
 
     def is_fresh(self, now: datetime) -> bool:
         return now <= self.fresh_until
@@ -80,6 +81,7 @@ class SignalsFold(Fold):
             model_name=e.model_name, model_version=e.model_version, features_used=e.features_used,
             feature_values=e.feature_values, individual_predictions=e.individual_predictions,
             generated_at=e.timestamp, fresh_until=e.candle_time + freshness(e.timeframe), position=position,
+            error=e.error,
         ))
 
 

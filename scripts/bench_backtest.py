@@ -5,7 +5,8 @@ written once to a CSV. For each predictor, per repeat: `load` reads that file
 (`load_files`, as the CLI does); the in-memory baseline decides every tick on
 in-memory aggregates and drops the events (persistence off); `loop` is
 `tradeledger backtest`'s path, appending every candle, signal, order and fill
-to a fresh SQLite file; `summary` is the summary read back from that store.
+to a fresh SQLite file, the summary's folds fed at each append (as `backtest.run`);
+`summary` is what is left: the summary from those folds.
 Then the whole CLI process runs on the same file (`bench_process.py`: wall
 time, peak RSS, `import`), with `--before REV` also an earlier commit's, so the
 phases import, load, loop and summary show against the wall time. Medians; the
@@ -36,7 +37,9 @@ import msgspec  # noqa: E402
 import bench_process  # noqa: E402
 from tradeledger.adapters.candlefiles import load_files  # noqa: E402
 from tradeledger.adapters.lease import lease_for  # noqa: E402
-from tradeledger.adapters.services.backtest import summarise  # noqa: E402
+from tradeledger.adapters.services.backtest import summary  # noqa: E402
+from tradeledger.adapters.services.history_tap import tapped  # noqa: E402
+from tradeledger.adapters.services.metrics_log import HistoryLog  # noqa: E402
 from tradeledger.adapters.services.trading import TradingSession  # noqa: E402
 from tradeledger.adapters.traders import build_trader  # noqa: E402
 from tradeledger.adapters.database import create_db_engine, upgrade  # noqa: E402
@@ -83,16 +86,18 @@ def persisted(settings: Settings, candles: list[Candle]) -> tuple[float, float]:
         started = time.perf_counter()
         at_url = msgspec.structs.replace(settings, database=msgspec.structs.replace(settings.database, url=url))
         agent = TradingSession(EventLog(store, engine), at_url, lambda: build_trader(at_url), lease_for(url))
+        history = HistoryLog(EventLog(store, engine), at_url.trading.account)
         agent.resume()
-        agent.start(("bench",))
-        agent.run_feed(candles, batch_size=2000)
-        agent.stop("done")
+        with tapped(agent, history):  # as backtest.run: the summary's folds fed at each append
+            agent.start(("bench",))
+            agent.run_feed(candles, batch_size=2000)
+            agent.stop("done")
         elapsed = time.perf_counter() - started
-        summarise(EventLog(store, engine), at_url.trading.account, len(candles), elapsed)
-        summary = time.perf_counter() - started - elapsed
+        summary(history.history(), len(candles), elapsed)
+        summarised = time.perf_counter() - started - elapsed
         engine.dispose()
         store.close()
-        return elapsed, summary
+        return elapsed, summarised
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from tradeledger.adapters import database
 from tradeledger.adapters.database import MIGRATIONS, create_db_engine, upgrade
 
 MIGRATORS = 6
@@ -59,3 +60,8 @@ def test_processes_migrating_a_fresh_database_at_the_same_moment_all_succeed(sto
     finally:
         engine.dispose()
     assert {"alembic_version", "projection_tracking"} <= tables
+
+
+def test_the_head_read_from_the_migration_files_is_alembics() -> None:
+    # `check_store` reads it without alembic (start-up time); a branch or an odd header would break that.
+    assert database.head_revision() == head_revision()

@@ -2,7 +2,8 @@
 
 Measured as behaviour, not time: a fresh interpreter runs the command and lists which of the slow
 packages it imported (polars for reading candle files, Litestar to serve, python-telegram-bot for the
-bot, river for river models, ccxt for exchanges, plotly for charts); each is imported only where used.
+bot, river for river models, ccxt for exchanges, plotly for charts, alembic to migrate a schema or to tell
+an old one from a newer release's); each is imported only where used.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SLOW = ("polars", "litestar", "telegram", "river", "ccxt", "plotly")
+SLOW = ("polars", "litestar", "telegram", "river", "ccxt", "plotly", "alembic")
 PROBE = """
 import contextlib, io, json, sys
 from tradeledger.adapters.cli import main

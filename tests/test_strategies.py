@@ -17,13 +17,14 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from tests.composing import composed
 from tests.conftest import CANDLES, ROOT
 from tradeledger.adapters.cli import main
 from tradeledger.adapters.marketdata import load_candles
-from tradeledger.adapters.services import backtest
+from tradeledger.adapters.services import backtest, readmodels
 from tradeledger.adapters.services.ports import scan
 from tradeledger.domain.agent_run import AgentRun
 from tradeledger.domain.market import Market
@@ -133,6 +134,26 @@ def run_strategy(tmp_path: Path, source: str, candles: int, **strategy: Any) -> 
     with composed(settings) as container:
         backtest.run(container.agent(settings), container.feed, load_candles(ETH).candles[:candles], batch_size=100)
         return [r.event for r in scan(container.feed, types=[Market.SignalGenerated])]
+
+
+def test_the_signals_read_model_and_api_view_show_the_strategys_failure(tmp_path: Path) -> None:
+    source = """
+class S:
+    name, version, lookback = "fails_last", "1", 1
+    calls = 0
+    def decide(self, history):
+        self.calls += 1
+        if self.calls == 30:
+            raise ValueError("the thirtieth candle")
+        return "hold"
+"""
+    signals = run_strategy(tmp_path, source, 30)
+    settings = load_settings(overrides={"database.url": f"sqlite:///{tmp_path / 'ledger.sqlite'}"}, environ={})
+    with composed(settings) as container:
+        readmodels.rebuild(container.feed, container.engine, ["signals"])
+        (latest,) = container.read_models.signals()
+    assert latest.error == signals[-1].error == "decide raised ValueError: the thirtieth candle"
+    assert latest.prediction.value == "hold" and msgspec.to_builtins(latest)["error"] == latest.error
 
 
 def test_the_history_is_the_closed_candles_up_to_the_one_that_just_closed(tmp_path: Path) -> None:

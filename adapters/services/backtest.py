@@ -1,8 +1,9 @@
 """`tradeledger backtest`: the agent over a file as fast as it goes, then a performance summary.
 
-The summary is read from the log with the portfolio projection's own fold, so
-it shows exactly what the dashboard and the auditor see: equity marked at
-every candle, round trips net of both legs' fees.
+The summary is the portfolio projection's own fold, so it shows exactly what
+the dashboard and the auditor see: equity marked at every candle, round trips
+net of both legs' fees. The run folds each append's events as they are written
+(services.history_tap) instead of reading the log back.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from tradeledger.adapters.inputfile import InputFile
 from tradeledger.adapters.services.trading import TradingSession
 from tradeledger.adapters.quality import QualityReport
 from tradeledger.adapters.services.metrics import Metrics, Period, compute
-from tradeledger.adapters.services.metrics_log import History, collect
+from tradeledger.adapters.services.history_tap import tapped
+from tradeledger.adapters.services.metrics_log import History, HistoryLog, collect
 from tradeledger.domain.values import Candle
 from tradeledger.projections.portfolio_rows import TradeRow
 from tradeledger.projections.runner import EventFeed
@@ -51,16 +53,17 @@ def run(session: TradingSession, feed: EventFeed, candles: Sequence[Candle], *, 
     """The session over `candles` (resumed here: it takes the lease), then the summary read from `feed`;
     `data`: the files the candles were read from (several: a portfolio), recorded in `AgentRun.Started`."""
     started = time.perf_counter()
+    history = HistoryLog(feed, session.settings.trading.account)
     session.resume()
-    session.start(("backtest",), data)
-    try:
-        processed = session.run_feed(candles, batch_size=batch_size, progress=progress)
-    except BaseException as error:
-        session.stop(f"failed: {error!r}", clean=False)
-        raise
-    session.stop("backtest finished")
-    return summarise(feed, session.settings.trading.account, processed, time.perf_counter() - started,
-                     breakdown=breakdown)
+    with tapped(session, history):
+        session.start(("backtest",), data)
+        try:
+            processed = session.run_feed(candles, batch_size=batch_size, progress=progress)
+        except BaseException as error:
+            session.stop(f"failed: {error!r}", clean=False)
+            raise
+        session.stop("backtest finished")
+    return summary(history.history(), processed, time.perf_counter() - started, breakdown=breakdown)
 
 
 def summarise(feed: EventFeed, account: str, candles: int, seconds: float, *,

@@ -9,7 +9,7 @@ change and the exposure's candle count.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -61,6 +61,8 @@ class History(msgspec.Struct, kw_only=True):
 class CandleLog:
     """The candles of every market, by symbol, as `pages` yields them."""
 
+    TYPES = frozenset({Market.CandleClosed, Market.Listed})  # what `apply` reads
+
     def __init__(self) -> None:
         self.markets: dict[UUID | None, str] = {}
         self.candles: dict[str, list[CandlePoint]] = {}
@@ -92,17 +94,39 @@ class HistoryLog:
         self.with_models = with_models
         self.models = ReadModels((PORTFOLIO, MODELS_PROJECTION) if with_models else (PORTFOLIO,))
         self.candles, self.fills = CandleLog(), FillLog(account)
+        # The event types some fold here reads: an append's other events (signals) need not be handed over.
+        self.types = frozenset(t for fold in self.models.folds for t in fold.handlers) | CandleLog.TYPES \
+            | FillLog.HANDLERS.keys()
         self.position = 0
         self.lock = threading.Lock()
 
     def history(self, *, until: int | None = None) -> History:
         """The account's history up to log position `until` (the head when None); LookupError: no such account."""
         with self.lock:
-            for page in pages(self.feed, after=self.position, until=until, page_size=HISTORY_PAGE):
-                for fold in (self.models, self.candles, self.fills):
-                    fold.apply(page)
-                self.position = page[-1].position
+            self.catch_up(until)
             return self.read()
+
+    def appended(self, first: int, events: Sequence[Recorded], last: int) -> None:
+        """Fold an append of log positions `first` to `last` as it is made, so `history` need not read it back:
+        `events`, those of its events of the `types` these folds read. What others appended before it (a
+        checkpoint, a command) is read from the log first."""
+        with self.lock:
+            if first > self.position + 1:
+                self.catch_up(first - 1)
+            if events:
+                self.fold(events)
+            self.position = last
+
+    def catch_up(self, until: int | None) -> None:
+        # A short gap (a checkpoint between two appends) reads only its own events, not a page beyond them.
+        size = HISTORY_PAGE if until is None else max(1, min(HISTORY_PAGE, until - self.position))
+        for page in pages(self.feed, after=self.position, until=until, page_size=size):
+            self.fold(page)
+
+    def fold(self, page: Sequence[Recorded]) -> None:
+        for fold in (self.models, self.candles, self.fills):
+            fold.apply(page)
+        self.position = page[-1].position
 
     def read(self) -> History:
         account, rows = self.account, self.models.tables.rows

@@ -167,6 +167,7 @@ class SignalView(msgspec.Struct, kw_only=True):
     features_used: tuple[str, ...]
     fresh_until: datetime
     position: int
+    error: str = ""  # a user strategy that raised, answered nonsense or was too slow: why this is a hold
 
 
 # -- operations -----------------------------------------------------------------
