@@ -26,6 +26,15 @@ def postgres_reachable() -> str | None:
         return f"PostgreSQL at {POSTGRES_ADMIN} is not reachable: {error}"
 
 
+def require_postgres() -> None:
+    """Skip when the server is unreachable; in CI (CI=true) fail instead: PostgreSQL tests must run there."""
+    problem = postgres_reachable()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
@@ -37,11 +46,7 @@ def postgres_url() -> Iterator[str]:
 
     In CI (CI=true) an unreachable server is a failure, not a skip.
     """
-    problem = postgres_reachable()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+    require_postgres()
     name = f"tl_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -72,11 +77,7 @@ def store(store_url: str) -> Iterator[LedgerStore]:
 @pytest.fixture(scope="session")
 def postgres_session_url() -> Iterator[str]:
     """One fresh database for the whole test session (for tests that reset it themselves), dropped at the end."""
-    problem = postgres_reachable()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+    require_postgres()
     name = f"tl_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

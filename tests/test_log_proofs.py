@@ -30,7 +30,7 @@ from tradeledger.settings import load_settings
 from tests.agents import command
 from tests.backtested import backtest_store
 from tests.composing import composed
-from tests.conftest import POSTGRES_ADMIN, postgres_reachable
+from tests.conftest import POSTGRES_ADMIN, require_postgres
 
 CANDLES = 300
 
@@ -69,9 +69,7 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             return f"sqlite:///{target}"
         yield Built(copy, key, base / "checkpoint.json", size)
         return
-    problem = postgres_reachable()
-    if problem:
-        pytest.skip(problem)
+    require_postgres()
     names = [f"tl_{uuid.uuid4().hex[:12]}"]
     root = POSTGRES_ADMIN.rsplit("/", 1)[0]
     admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True)
