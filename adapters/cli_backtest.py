@@ -13,7 +13,7 @@ from tradeledger.adapters.composition import Composition
 from tradeledger.adapters.candlefiles import CandleFiles, load_files
 from tradeledger.adapters.markets import data_settings
 from tradeledger.adapters.progress import Progress
-from tradeledger.adapters.services import backtest
+from tradeledger.adapters.services import backtest, readmodels
 
 
 @command(
@@ -32,6 +32,7 @@ from tradeledger.adapters.services import backtest
     *cli_report.BACKTEST_OPTIONS,
 )
 def backtest_command(args: argparse.Namespace, container: Composition) -> int:
+    readmodels.bulk_gc()
     data = load_files(args.data, symbol=args.symbol, timeframe=args.timeframe,
                       calendar=container.settings.market.calendar)
     settings = data_settings(container.settings, data.markets)
@@ -39,7 +40,10 @@ def backtest_command(args: argparse.Namespace, container: Composition) -> int:
     candles = cli_report.in_timerange(data.candles, args.timerange)
     if not candles:
         return fail("backtest", f"--timerange: no candles of the data in {cli_report.shown(args.timerange)}")
-    result = backtest.run(container.agent(settings), container.feed, candles, batch_size=args.batch,
+    readmodels.keep_loaded()
+    # A backtest is run again rather than resumed: one checkpoint at its clean stop is enough for an agent
+    # continuing the store, and each one on the way (river models: up to 140 ms) would only slow it down.
+    result = backtest.run(container.agent(settings, checkpoint_every=0), container.feed, candles, batch_size=args.batch,
                           progress=Progress("backtest", len(candles)), data=data.identities(),
                           breakdown=args.breakdown)
     reports = {f.path.name: f.data.report for f in data.files}

@@ -166,13 +166,15 @@ class Composition:
             strategy, settings = resolved(settings)
         return lambda: build_trader(settings, strategy)
 
-    def agent(self, settings: Settings) -> TradingSession:
+    def agent(self, settings: Settings, *, checkpoint_every: int | None = None) -> TradingSession:
         """The trading session (not resumed yet: `resume()` takes the lease and replays the log). A user
         strategy is loaded here, once, and its identity goes into the session's settings (recorded, and
-        compared with the store's history on resume); StrategyError when it cannot be used."""
+        compared with the store's history on resume); StrategyError when it cannot be used.
+        `checkpoint_every`: candles between state checkpoints instead of `agent.checkpoint_every` (0: only
+        on a clean stop)."""
         strategy, settings = resolved(settings)
-        checkpoints = Checkpoints(self.feed, self.checkpoint_blobs, every=settings.agent.checkpoint_every,
-                                  release=VERSION)
+        every = settings.agent.checkpoint_every if checkpoint_every is None else checkpoint_every
+        checkpoints = Checkpoints(self.feed, self.checkpoint_blobs, every=every, release=VERSION)
         return TradingSession(self.feed, settings, self.trader_factory(settings, strategy), self.lease(),
                               clock=self.clock, checkpoints=checkpoints)
 

@@ -60,7 +60,10 @@ def missing_candles(previous: datetime, current: datetime, step: timedelta) -> i
     Any spacing beyond one timeframe counts as at least one missing candle,
     so an irregular (misaligned) spacing is never mistaken for a clean one.
     """
-    return max(0, math.ceil((current - previous) / step) - 1)
+    spacing = current - previous
+    if spacing == step:  # the usual case, without a division
+        return 0
+    return max(0, math.ceil(spacing / step) - 1)
 
 
 class AlwaysOpen:

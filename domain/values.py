@@ -45,6 +45,7 @@ TIMEFRAME_EXPECTED = "a positive count and a unit m/h/d/w, at most a year (365d)
 # digits, below 1E+12 it keeps all 10 places. Volumes only feed float features.
 MIN_PRICE, MAX_PRICE = Decimal("1E-8"), Decimal("1E+12")  # MIN_PRICE <= price < MAX_PRICE
 MIN_VOLUME, MAX_VOLUME = Decimal("1E-30"), Decimal("1E+31")  # 0 or MIN_VOLUME <= volume < MAX_VOLUME
+PRICE_FIELDS = ("open", "high", "low", "close")
 EARLIEST_OPEN = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST_OPEN = datetime(2200, 1, 1, tzinfo=timezone.utc)  # open times are before it
 
@@ -66,6 +67,8 @@ def timeframe_delta(timeframe: str) -> timedelta:
 
 def require_utc(field: str, value: datetime) -> datetime:
     """Reject naive datetimes; normalise any aware one to UTC."""
+    if value.tzinfo is timezone.utc:  # the usual case: nothing to check or convert
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidValue(field, value, "expected a timezone-aware UTC datetime")
     return value.astimezone(timezone.utc)
@@ -99,8 +102,7 @@ class Candle(msgspec.Struct, frozen=True, kw_only=True):
         """Validate the ranges and the OHLC relations; return self so calls can chain."""
         require_open_time("open_time", self.open_time)
         timeframe_seconds(self.timeframe)
-        for name in ("open", "high", "low", "close"):
-            value = getattr(self, name)
+        for name, value in zip(PRICE_FIELDS, (self.open, self.high, self.low, self.close)):
             if not (value.is_finite() and MIN_PRICE <= value < MAX_PRICE):
                 raise InvalidValue(name, value, "expected a price from 1E-8 up to (not including) 1E+12")
         volume = self.volume

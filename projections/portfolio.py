@@ -95,7 +95,8 @@ class PortfolioFold(Fold):
         self.prices[symbol] = price = PriceRow(symbol=symbol, price=e.close, at=e.timestamp)
         self.sink.put(PRICES, price)
         for account in self.accounts.values():
-            position = self.positions.get(account.account, {}).get(symbol)
+            held = self.positions.get(account.account)
+            position = None if held is None else held.get(symbol)
             if position is not None:
                 position.last_price = e.close
                 self.revalue(position)

@@ -174,7 +174,9 @@ class MemoryTables:
         self.tables: dict[str, dict[Key, Any]] = {}
 
     def put(self, table: RowTable[R], row: R) -> None:
-        rows = self.tables.setdefault(table.name, {})
+        rows = self.tables.get(table.name)
+        if rows is None:  # not setdefault: its new empty dict on every call showed in a backtest's profile
+            rows = self.tables[table.name] = {}
         rows[table.key_of(row)] = row
         if table.keep_last is not None and len(rows) > table.keep_last:
             del rows[next(iter(rows))]  # keys arrive in increasing order: the first is the oldest

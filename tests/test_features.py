@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tradeledger.adapters.marketdata import load_candles
 from tradeledger.domain.errors import CandleOutOfOrder, InvalidValue
-from tradeledger.domain.features import FEATURE_NAMES, FeatureEngine, Features
+from tradeledger.domain.features import FEATURE_NAMES, FeatureEngine, Features, _Window
 from tradeledger.domain.values import Candle
 from tests.features_oracle import candles_frame, compute_features_frame
 
@@ -152,3 +152,31 @@ def price_walks(draw: st.DrawFn) -> list[Candle]:
 @given(price_walks(), st.sampled_from(PARAMETERS))
 def test_engine_matches_polars_on_random_walks(candles: list[Candle], parameters: dict[str, int]) -> None:
     assert_matches_frame(candles, parameters)
+
+
+
+def flat_by_max_and_min(values: list[float], size: int) -> tuple[float, float]:
+    """`_Window.mean_std` as it was written before it counted repeats: the reference."""
+    window = values[-size:]
+    if len(window) < size:
+        return 0.0, 0.0
+    total = math.fsum(window)
+    mean = total / size
+    if max(window) == min(window):
+        return mean, 0.0
+    sum_squares = math.fsum(x * x for x in window)
+    deviations = sum_squares - total * mean
+    if deviations * 1e4 < sum_squares:
+        deviations = math.fsum([(x - mean) ** 2 for x in window])
+    return mean, math.sqrt(deviations / (size - 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0.0, -0.0, 1.5, 2.25, 1e-300, 1.5000000000000002]), min_size=1, max_size=60),
+       st.integers(min_value=2, max_value=6))
+def test_a_window_finds_equal_values_as_max_and_min_would(values: list[float], size: int) -> None:
+    """The window counts repeats instead of comparing max and min on every candle: same results, bit for bit."""
+    window = _Window(size)
+    for seen, value in enumerate(values, start=1):
+        window.push(value)
+        assert window.mean_std() == flat_by_max_and_min(values[:seen], size)

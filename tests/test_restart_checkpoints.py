@@ -190,3 +190,19 @@ def test_reproduce_flags_a_corrupted_checkpoint_and_a_restart_refuses_it(tmp_pat
         assert report.counts == {"checkpoint": 2}
         wrong = [d for d in report.divergences if d.position == forged.position]
         assert len(wrong) == 1 and "is not the state the replay recomputed" in wrong[0].message
+
+
+def test_a_backtest_checkpoints_once_on_its_clean_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`backtest` is run again rather than resumed: whatever `agent.checkpoint_every` says, it checkpoints only
+    on its clean stop, and that checkpoint covers the whole run (an agent continuing the store starts there)."""
+    from tradeledger.adapters.cli import main
+
+    url = f"sqlite:///{tmp_path / 'backtest.sqlite'}"
+    monkeypatch.setenv("TRADELEDGER_AGENT__CHECKPOINT_EVERY", "1000")  # a live agent: 5 on the way
+    assert main(["--database", url, "backtest", "--data", str(PAIRS[0]), "--predictor", "sma_cross",
+                 "--batch", "500"]) == 0
+    with composed(load_settings(overrides={"database.url": url}, environ={})) as root:
+        checkpoints = saved(root.feed)
+        candles = list(scan(root.feed, types=[Market.CandleClosed]))
+        assert [c.event.candles for c in checkpoints] == [len(candles)] == [5760]
+        assert checkpoints[0].event.covers >= candles[-1].position
