@@ -291,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if spec.reads is not None:
             database.check_store(settings.database.url, need_head=spec.reads == "log and read models")
-        container = Composition(settings, read_only=spec.reads is not None)
+        container = Composition(settings, read_only=spec.reads is not None, durable=spec.durable)
         if spec.reads is None and spec.store:
             container.migrate()  # the first thing that needs the database
     except SQLAlchemyError as error:

@@ -30,6 +30,7 @@ from tradeledger.adapters.services import backtest, readmodels
     option("--batch", type=integer(*BATCHES), default=2000, metavar="N", help="ticks per transaction (default 2000)"),
     option("--verbose", action="store_true", help="list every gap and every bad row of the data report"),
     *cli_report.BACKTEST_OPTIONS,
+    durable=False,  # a run to repeat from its files, not a history to keep through a power loss
 )
 def backtest_command(args: argparse.Namespace, container: Composition) -> int:
     readmodels.bulk_gc()

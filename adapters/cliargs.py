@@ -38,6 +38,7 @@ class Command(NamedTuple):
     json: bool
     reads: Reads | None
     store: bool = True  # False: the command uses no event store (nothing is opened or migrated)
+    durable: bool = True  # False: its appends may be lost on a power loss, not on a crash (`backtest`: re-run it)
 
 
 COMMANDS: dict[str, Command] = {}
@@ -48,11 +49,11 @@ def option(*flags: str, **kwargs: Any) -> tuple[tuple[str, ...], dict[str, Any]]
 
 
 def command(name: str, help: str, *options: tuple[tuple[str, ...], dict[str, Any]], json: bool = True,
-            reads: Reads | None = None, store: bool = True) -> Callable[[Handler], Handler]:
+            reads: Reads | None = None, store: bool = True, durable: bool = True) -> Callable[[Handler], Handler]:
     """Register a subcommand ("db upgrade" nests) with its argparse options next to its handler."""
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(handler, help, options, json, reads, store)
+        COMMANDS[name] = Command(handler, help, options, json, reads, store, durable)
         return handler
 
     return register

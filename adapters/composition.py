@@ -58,13 +58,17 @@ RUN_HOUSEKEEPING_SECONDS = 5.0  # `run`: how often the projector closes the sess
 class Composition:
     """Builds each piece on first use and closes what it opened, in reverse order."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = utcnow, read_only: bool = False) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = utcnow, read_only: bool = False,
+                 durable: bool = True) -> None:
         """`clock`: the wall clock that stamps each append with its recorded time. `read_only`: the store and
-        the engine open the database so that nothing can write it (the audits; `database.check_store` first)."""
+        the engine open the database so that nothing can write it (the audits; `database.check_store` first).
+        `durable=False`: the event store's commits survive a killed process but not a power loss (a backtest,
+        which is run again from its files; `adapters.eventstore.open_store`)."""
         self.settings = settings
         self.clock = clock
         self.url = settings.database.url
         self.read_only = read_only
+        self.durable = durable
 
     def migrate(self) -> None:
         """Bring the database schema to head (under the migration lock)."""
@@ -76,7 +80,7 @@ class Composition:
     def store(self) -> LedgerStore:
         if not self.read_only:
             database.ensure_sqlite_directory(self.url)
-        return open_store(self.url, clock=self.clock, read_only=self.read_only)
+        return open_store(self.url, clock=self.clock, read_only=self.read_only, durable=self.durable)
 
     @cached_property
     def engine(self) -> Engine:

@@ -43,11 +43,11 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoder,
 )
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import get_topic, resolve_topic
 
 from tradeledger.adapters import topics  # noqa: F401 - registers the topics of stores written by 0.1.0
 from tradeledger.adapters.services.ports import Clock, utcnow
+from tradeledger.adapters.sqlitestore import BatchInsertSQLiteRecorder, LedgerSQLiteFactory, Row
 
 DIGEST_SIZE = 32
 GENESIS = bytes(DIGEST_SIZE)
@@ -85,8 +85,12 @@ def recorded_times(payload: bytes) -> RecordedTimes:
 
 
 def chain_digest(previous: bytes, originator_id: UUID, version: int, topic: str, payload: bytes) -> bytes:
-    return hashlib.sha256(b"".join((previous, _id_bytes(originator_id), version.to_bytes(8, "big"),
-                                    _topic_bytes(topic), payload))).digest()
+    return _digest(previous, _id_bytes(originator_id), version, topic, payload)
+
+
+def _digest(previous: bytes, id_bytes: bytes, version: int, topic: str, payload: bytes) -> bytes:
+    return hashlib.sha256(b"".join((previous, id_bytes, version.to_bytes(8, "big"), _topic_bytes(topic),
+                                    payload))).digest()
 
 
 @lru_cache(maxsize=4096)
@@ -137,19 +141,24 @@ class ChainedMapper(Mapper[UUID]):
     """Maps domain events to `StoredEvent(state=payload)` and back from `digest || payload`."""
 
     def __init__(self, clock: Clock = utcnow) -> None:
-        super().__init__(transcoder=MsgspecTranscoder())
+        transcoder = MsgspecTranscoder()
+        super().__init__(transcoder=transcoder)
         self.clock = clock
-        self.encode = self.transcoder.encode
+        self.encode = transcoder.encoder.encode  # msgspec's own method: no Python frame per event
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID], recorded_at: str | None = None
                         ) -> StoredEvent:
         """`recorded_at`: the `recorded_stamp` of this append (read from the clock when not given)."""
-        state = dict(vars(domain_event))
-        originator_id = state.pop("originator_id")
-        originator_version = state.pop("originator_version")
-        state[RECORDED_AT] = recorded_at or recorded_stamp(self.clock())
-        # Positional: a frozen dataclass's keywords cost a third more, once per event appended.
-        return StoredEvent(originator_id, originator_version, get_topic(type(domain_event)), self.encode(state))
+        # Positional: a frozen dataclass's keywords cost a third more.
+        return StoredEvent(domain_event.originator_id, domain_event.originator_version, get_topic(type(domain_event)),
+                           self.payload(domain_event, recorded_at or recorded_stamp(self.clock())))
+
+    def payload(self, domain_event: DomainEventProtocol[UUID], recorded_at: str) -> bytes:
+        """The stored payload: the event's fields in their order, without the envelope, then `recorded_at`."""
+        state = vars(domain_event).copy()
+        del state["originator_id"], state["originator_version"]
+        state[RECORDED_AT] = recorded_at
+        return self.encode(state)
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         return self.decode(stored_event.topic, stored_event.originator_id, stored_event.originator_version,
@@ -169,6 +178,19 @@ class ChainedMapper(Mapper[UUID]):
         return event
 
 
+class StreamHead:
+    """A stream's last seen version and digest, and its id in the forms the hash and the insert take."""
+
+    __slots__ = ("version", "digest", "id_bytes", "id_text")
+
+    def __init__(self, originator_id: UUID) -> None:
+        self.version = 0  # none seen yet
+        self.digest = GENESIS
+        # A UUID formats both from its int on every access, and hashes in Python: one lookup per event.
+        self.id_bytes = originator_id.bytes
+        self.id_text = originator_id.hex
+
+
 class ChainHeads:
     """The last (version, digest) of each stream this process has seen.
 
@@ -179,14 +201,23 @@ class ChainHeads:
 
     def __init__(self, recorder: AggregateRecorder) -> None:
         self.recorder = recorder
-        self.heads: dict[UUID, tuple[int, bytes]] = {}
+        self.heads: dict[UUID, StreamHead] = {}
 
-    def previous(self, originator_id: UUID, version: int) -> bytes:
+    def link(self, originator_id: UUID, version: int, topic: str, payload: bytes) -> Row:
+        """The stored row of an event, chained to its stream's previous event; advances the stream's head."""
+        head = self.heads.get(originator_id) or self.start(originator_id)
         if version == 1:
-            return GENESIS
-        cached = self.heads.get(originator_id)
-        if cached is not None and cached[0] == version - 1:
-            return cached[1]
+            previous = GENESIS
+        elif head.version == version - 1:
+            previous = head.digest
+        else:
+            previous = self.stored_previous(originator_id, version)
+        digest = _digest(previous, head.id_bytes, version, topic, payload)
+        if version >= head.version:
+            head.version, head.digest = version, digest
+        return head.id_text, version, topic, digest + payload
+
+    def stored_previous(self, originator_id: UUID, version: int) -> bytes:
         last = self.recorder.select_events(originator_id, lte=version - 1, desc=True, limit=1)
         if not last or last[0].originator_version != version - 1:
             # The recorder itself would store a gap or versions out of order within one append.
@@ -195,9 +226,13 @@ class ChainHeads:
         return split_state(last[0].state)[0]
 
     def observe(self, originator_id: UUID, version: int, digest: bytes) -> None:
-        cached = self.heads.get(originator_id)
-        if cached is None or version >= cached[0]:
-            self.heads[originator_id] = (version, digest)
+        head = self.heads.get(originator_id) or self.start(originator_id)
+        if version >= head.version:
+            head.version, head.digest = version, digest
+
+    def start(self, originator_id: UUID) -> StreamHead:
+        head = self.heads[originator_id] = StreamHead(originator_id)
+        return head
 
     def forget(self, originator_ids: set[UUID]) -> None:
         for originator_id in originator_ids:
@@ -205,69 +240,60 @@ class ChainHeads:
 
 
 class ChainedEventStore(EventStore[UUID]):
+    """Encodes, chains and inserts an append's events; each stored row is built once, as the insert's parameters."""
+
     def __init__(self, mapper: ChainedMapper, recorder: AggregateRecorder) -> None:
         super().__init__(mapper, recorder)
         self.chained_mapper = mapper
         self.heads = ChainHeads(recorder)
+        # A mapper that overrides `to_stored_event` (tests write pre-0.2 payloads so) is asked for every event.
+        self.encodes_payloads = type(mapper).to_stored_event is ChainedMapper.to_stored_event
 
     def put(self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any) -> list[Recording[UUID]]:
-        chained, ids = self.insert(domain_events, **kwargs)
-        return [] if not ids else self.recordings(domain_events, chained, ids)
+        rows, ids = self.insert(domain_events, **kwargs)
+        return [] if not ids else self.recordings(domain_events, rows, ids)
 
-    def insert(
-        self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any
-    ) -> tuple[list[StoredEvent], Sequence[int]]:
+    def insert(self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any
+               ) -> tuple[list[Row], Sequence[int]]:
         """Encode, chain and insert in one transaction; returns the rows and their log positions."""
         try:
-            recorded_at = recorded_stamp(self.chained_mapper.clock())  # one wall-clock reading per append
-            chained = [self.chain(self.chained_mapper.to_stored_event(e, recorded_at)) for e in domain_events]
-            ids = self.recorder.insert_events(chained, **kwargs)
+            rows = self.rows(domain_events, recorded_stamp(self.chained_mapper.clock()))  # one clock reading
+            if isinstance(self.recorder, BatchInsertSQLiteRecorder):
+                ids = self.recorder.insert_rows(rows)  # `kwargs` (the library's tracking) mean nothing to it
+            else:
+                ids = self.recorder.insert_events([StoredEvent(e.originator_id, version, topic, state)
+                                                   for e, (_, version, topic, state) in zip(domain_events, rows)],
+                                                  **kwargs)
         except Exception:
             # The append did not happen: the heads we advanced are not in the store.
             self.heads.forget({e.originator_id for e in domain_events})
             raise
-        return chained, ids or ()
+        return rows, ids or ()
 
-    def chain(self, stored: StoredEvent) -> StoredEvent:
-        oid, version = stored.originator_id, stored.originator_version
-        digest = chain_digest(self.heads.previous(oid, version), oid, version, stored.topic, stored.state)
-        self.heads.observe(oid, version, digest)
-        return StoredEvent(oid, version, stored.topic, digest + stored.state)
+    def rows(self, domain_events: Sequence[DomainEventProtocol[UUID]], recorded_at: str) -> list[Row]:
+        """The stored row of each event, chained to its stream's head (which advances)."""
+        link = self.heads.link
+        if self.encodes_payloads:
+            payload = self.chained_mapper.payload
+            return [link(e.originator_id, e.originator_version, get_topic(type(e)), payload(e, recorded_at))
+                    for e in domain_events]
+        stored = (self.chained_mapper.to_stored_event(e, recorded_at) for e in domain_events)
+        return [link(s.originator_id, s.originator_version, s.topic, s.state) for s in stored]
 
     @staticmethod
     def recordings(
-        domain_events: Sequence[DomainEventProtocol[UUID]], stored: Sequence[StoredEvent], ids: Sequence[int]
+        domain_events: Sequence[DomainEventProtocol[UUID]], rows: Sequence[Row], ids: Sequence[int]
     ) -> list[Recording[UUID]]:
         return [
-            Recording(d, Notification(id=n, originator_id=s.originator_id, originator_version=s.originator_version,
-                                      topic=s.topic, state=s.state))
-            for d, s, n in zip(domain_events, stored, ids, strict=True)
+            Recording(d, Notification(id=n, originator_id=d.originator_id, originator_version=version, topic=topic,
+                                      state=state))
+            for d, (_, version, topic, state), n in zip(domain_events, rows, ids, strict=True)
         ]
 
     def get(self, originator_id: UUID, **kwargs: Any) -> Iterator[DomainEventProtocol[UUID]]:
         for stored in self.recorder.select_events(originator_id, **kwargs):
             self.heads.observe(stored.originator_id, stored.originator_version, split_state(stored.state)[0])
             yield self.mapper.to_domain_event(stored)
-
-
-class BatchInsertSQLiteRecorder(SQLiteApplicationRecorder):
-    """Inserts an append's rows with one `executemany` instead of one `execute` per row.
-
-    The library inserts row by row to read each rowid back. Inside the append's
-    transaction this connection holds SQLite's only write lock, and a table
-    without AUTOINCREMENT gives each new row max(rowid) + 1, so the rowids of
-    the batch are the consecutive numbers ending at `last_insert_rowid()`.
-    """
-
-    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any) -> Sequence[int]:
-        c.executemany(self.insert_events_statement, [
-            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-             s.originator_version, s.topic, s.state)
-            for s in stored_events
-        ])
-        c.execute("SELECT last_insert_rowid()")
-        last = c.fetchone()[0]
-        return range(last - len(stored_events) + 1, last + 1)
 
 
 class LedgerStore(Application[UUID]):
@@ -322,11 +348,13 @@ class LedgerStore(Application[UUID]):
         return self.recorder.max_notification_id() or 0
 
 
-def store_environment(url: str, *, read_only: bool = False) -> dict[str, str]:
+def store_environment(url: str, *, read_only: bool = False, durable: bool = True) -> dict[str, str]:
     """eventsourcing settings for a database URL. Alembic creates every table.
 
     `read_only`: nothing can write (or create) the store: SQLite opens the file with `mode=ro`, PostgreSQL
     sessions have `default_transaction_read_only` on (adapters.pgreadonly).
+    `durable=False`: SQLite commits without an fsync (`synchronous=NORMAL`, adapters.sqlitestore): safe when
+    the process is killed, the last commits may be lost on a power loss. PostgreSQL commits are unchanged.
     """
     parts = urlsplit(url)
     scheme = parts.scheme.split("+")[0]
@@ -336,9 +364,10 @@ def store_environment(url: str, *, read_only: bool = False) -> dict[str, str]:
             raise ValueError(f"database.url: expected sqlite:///PATH, got {url!r}")
         if read_only:
             path = f"file:{Path(path).expanduser().resolve()}?mode=ro"  # the library connects with uri=True
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
+        return {"PERSISTENCE_MODULE": get_topic(LedgerSQLiteFactory), "SQLITE_DBNAME": path,
                 "SQLITE_LOCK_TIMEOUT": "30", "CREATE_TABLE": "no",
-                "APPLICATION_RECORDER_TOPIC": get_topic(BatchInsertSQLiteRecorder)}
+                "APPLICATION_RECORDER_TOPIC": get_topic(BatchInsertSQLiteRecorder),
+                LedgerSQLiteFactory.SQLITE_SYNCHRONOUS: "FULL" if durable else "NORMAL"}
     if scheme in ("postgresql", "postgres"):
         return {
             "PERSISTENCE_MODULE": ("tradeledger.adapters.pgreadonly:ReadOnlyPostgresFactory" if read_only
@@ -355,7 +384,10 @@ def store_environment(url: str, *, read_only: bool = False) -> dict[str, str]:
     raise ValueError(f"database.url: expected a sqlite:/// or postgresql:// URL, got scheme {parts.scheme!r}")
 
 
-def open_store(url: str, *, clock: Clock = utcnow, read_only: bool = False) -> LedgerStore:
-    """`read_only`: every connection of the store refuses to write (for the commands that only read)."""
+def open_store(url: str, *, clock: Clock = utcnow, read_only: bool = False, durable: bool = True) -> LedgerStore:
+    """`read_only`: every connection of the store refuses to write (for the commands that only read).
+
+    `durable=False`: commits that survive a killed process but not a power loss (`store_environment`).
+    """
     # The library reads os.environ too; ours must win so two stores in one process stay apart.
-    return LedgerStore(env=store_environment(url, read_only=read_only), clock=clock)
+    return LedgerStore(env=store_environment(url, read_only=read_only, durable=durable), clock=clock)

@@ -48,32 +48,36 @@ def repeated_file(count: int, folder: Path) -> Path:
     return out
 
 
-def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process; it must succeed.
+def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child process; it must succeed.
 
     The peak is taken by /usr/bin/time, not from this process's rusage of the child: Linux starts a child's
     peak at its parent's resident size (the address space it forked from), which for `bench_backtest.py`,
-    holding the candles and the in-process runs, is larger than the CLI's own peak."""
-    with tempfile.NamedTemporaryFile("r") as peak:
+    holding the candles and the in-process runs, is larger than the CLI's own peak. The CPU time is what
+    other work on a shared machine disturbs least; the wall time, what the user waits for, includes the
+    waits for the disk."""
+    with tempfile.NamedTemporaryFile("r") as figures:
         started = time.perf_counter()
-        child = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", peak.name, *command], cwd=cwd, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        child = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", figures.name, *command], cwd=cwd,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         elapsed = time.perf_counter() - started
         if child.returncode:
             raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{child.stderr.decode()}")
-        return elapsed, int(peak.read().split()[-1]) / 1024
+        peak, user, system = figures.read().split()[-3:]
+        return elapsed, int(peak) / 1024, float(user) + float(system)
 
 
 def one_round(side: Path, data: Path, predictor: str, scratch: Path) -> dict[str, float]:
     env = side_environment(side)
     store = scratch / f"{side.name}-{predictor}.sqlite"
     store.unlink(missing_ok=True)
-    bare, _ = timed([sys.executable, "-c", "pass"], env, side)
-    imported, _ = timed([sys.executable, "-c", "import tradeledger.adapters.cli"], env, side)
-    wall, peak = timed([sys.executable, "-m", "tradeledger.adapters.cli", "backtest", "--data", str(data),
-                        "--predictor", predictor, "--database", f"sqlite:///{store}"], env, side)
-    return {f"{predictor}: whole-process wall s": wall, f"{predictor}: peak RSS MB": peak,
-            f"{predictor}: import s": imported - bare, f"{predictor}: rest s": wall - (imported - bare)}
+    bare, _, _ = timed([sys.executable, "-c", "pass"], env, side)
+    imported, _, _ = timed([sys.executable, "-c", "import tradeledger.adapters.cli"], env, side)
+    wall, peak, cpu = timed([sys.executable, "-m", "tradeledger.adapters.cli", "backtest", "--data", str(data),
+                             "--predictor", predictor, "--database", f"sqlite:///{store}"], env, side)
+    return {f"{predictor}: whole-process wall s": wall, f"{predictor}: whole-process CPU s": cpu,
+            f"{predictor}: peak RSS MB": peak, f"{predictor}: import s": imported - bare,
+            f"{predictor}: rest s": wall - (imported - bare)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

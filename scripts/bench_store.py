@@ -7,9 +7,11 @@ mapper, hash-chains it and inserts it (`LedgerStore.append`); the baseline
 inserts already-encoded `StoredEvent`s of the same size with the library's
 own recorder class (`recorder.insert_events`; on SQLite ours inserts with
 one executemany, see `BatchInsertSQLiteRecorder`). Runs alternate; medians are reported; the ratio
-(ours / bare time) is printed last.
+(ours / bare time) is printed last. `--not-durable`: both sides open SQLite with `durable=False` (commits
+without an fsync, `open_store`).
 
     .venv/bin/python scripts/bench_store.py [--ticks 5000] [--repeat 3] [--backend sqlite|postgres|both]
+                                            [--not-durable]
 """
 
 from __future__ import annotations
@@ -31,7 +33,16 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tradeledger.adapters.database import upgrade  # noqa: E402
-from tradeledger.adapters.eventstore import LedgerStore, open_store, store_environment  # noqa: E402
+from eventsourcing.persistence import StoredEvent  # noqa: E402
+
+from tradeledger.adapters.eventstore import (  # noqa: E402
+    ChainedEventStore,
+    LedgerStore,
+    open_store,
+    recorded_stamp,
+    store_environment,
+)
+from tradeledger.adapters.services.ports import utcnow  # noqa: E402
 from tradeledger.domain.account import Account  # noqa: E402
 from tradeledger.domain.market import Market  # noqa: E402
 from tradeledger.domain.values import Candle, Decision, MemberPrediction, Prediction, Side  # noqa: E402
@@ -69,20 +80,21 @@ def batches(ticks: list[list[object]], per_append: int) -> Iterator[list[object]
         yield [event for tick in ticks[i:i + per_append] for event in tick]
 
 
-def stock_store(url: str) -> LedgerStore:
+def stock_store(url: str, durable: bool = True) -> LedgerStore:
     """The same application on the library's own recorder class (the bare baseline)."""
-    env = store_environment(url)
+    env = store_environment(url, durable=durable)
     env.pop("APPLICATION_RECORDER_TOPIC", None)
     return LedgerStore(env=env)
 
 
 @contextmanager
-def fresh_store(backend: str, open_: Callable[[str], LedgerStore] = open_store) -> Iterator[LedgerStore]:
+def fresh_store(backend: str, open_: Callable[..., LedgerStore] = open_store, durable: bool = True
+                ) -> Iterator[LedgerStore]:
     if backend == "sqlite":
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{folder}/bench.sqlite"
             upgrade(url)
-            store = open_(url)
+            store = open_(url, durable=durable)
             yield store
             store.close()
         return
@@ -107,21 +119,25 @@ def ours(store: LedgerStore, appends: list[list[object]]) -> float:
 
 
 def bare(store: LedgerStore, appends: list[list[object]]) -> float:
-    # Same rows, already encoded (with a digest-sized prefix so the bytes match), inserted directly.
-    encoded = [[store.events.chain(store.mapper.to_stored_event(e)) for e in events] for events in appends]
+    # Same rows, already encoded and chained (so the bytes match), inserted directly.
+    assert isinstance(store.events, ChainedEventStore)
+    rows = [store.events.rows(events, recorded_stamp(utcnow())) for events in appends]
+    encoded = [[StoredEvent(e.originator_id, version, topic, state) for e, (_, version, topic, state) in zip(events, r)]
+               for events, r in zip(appends, rows)]
     started = time.perf_counter()
     for stored in encoded:
         store.recorder.insert_events(stored)
     return time.perf_counter() - started
 
 
-def measure(backend: str, ticks: list[list[object]], per_append: int, repeat: int) -> tuple[float, float]:
+def measure(backend: str, ticks: list[list[object]], per_append: int, repeat: int, durable: bool = True
+            ) -> tuple[float, float]:
     appends = list(batches(ticks, per_append))
     events = sum(len(a) for a in appends)
     times: dict[Callable[..., float], list[float]] = {ours: [], bare: []}
     for _ in range(repeat):
         for path in (bare, ours):
-            with fresh_store(backend, stock_store if path is bare else open_store) as store:
+            with fresh_store(backend, stock_store if path is bare else open_store, durable) as store:
                 times[path].append(path(store, appends))
     return events / statistics.median(times[ours]), events / statistics.median(times[bare])
 
@@ -131,13 +147,14 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--not-durable", action="store_true", help="SQLite commits without an fsync")
     args = parser.parse_args()
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
     ticks = make_ticks(args.ticks)
     ratios = []
     for backend in backends:
         for per_append in (1, 10, 100):
-            our_rate, bare_rate = measure(backend, ticks, per_append, args.repeat)
+            our_rate, bare_rate = measure(backend, ticks, per_append, args.repeat, not args.not_durable)
             ratios.append(bare_rate / our_rate)
             print(f"{backend:8} {per_append:>4} ticks/append: ours {our_rate:>9,.0f} ev/s  "
                   f"bare recorder {bare_rate:>9,.0f} ev/s  overhead {bare_rate / our_rate:.2f}x", flush=True)
