@@ -84,8 +84,8 @@ def vote(members: Sequence[MemberPrediction]) -> tuple[Prediction, float]:
     member votes the same way with full confidence, lowered by disagreement
     and by abstention.
     """
-    up = sum(m.confidence for m in members if m.prediction is Prediction.UP)
-    down = sum(m.confidence for m in members if m.prediction is Prediction.DOWN)
+    up = sum([m.confidence for m in members if m.prediction is Prediction.UP])
+    down = sum([m.confidence for m in members if m.prediction is Prediction.DOWN])
     if up == down:
         return Prediction.HOLD, 0.0
     winner = Prediction.UP if up > down else Prediction.DOWN
@@ -109,16 +109,17 @@ class Ensemble:
         )
 
     def on_candle(self, features: Features) -> Decision:
-        decisions = [member.on_candle(features) for member in self.members]
-        votes = tuple(
-            MemberPrediction(name=member.name, prediction=decision.prediction, confidence=decision.confidence)
-            for member, decision in zip(self.members, decisions)
-        )
+        votes = []  # a loop, not generators: this runs for every candle of a backtest
+        for member in self.members:
+            decision = member.on_candle(features)
+            votes.append(
+                MemberPrediction(name=member.name, prediction=decision.prediction, confidence=decision.confidence)
+            )
         prediction, confidence = vote(votes)
         return Decision(
             prediction=prediction,
             confidence=confidence,
             model_name=self.name,
             model_version=self.version,
-            members=votes,
+            members=tuple(votes),
         )
