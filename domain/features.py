@@ -83,18 +83,15 @@ def _positive(field: str, value: int, minimum: int = 1) -> int:
 class _Window:
     """The last `size` values and their squares, for a mean and a standard deviation."""
 
-    __slots__ = ("size", "values", "squares", "repeats")
+    __slots__ = ("size", "values", "squares")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.values: deque[float] = deque(maxlen=size)
         self.squares: deque[float] = deque(maxlen=size)
-        self.repeats = 0  # how many of the last values equal the last one: all are equal once it is `size`
 
     def push(self, value: float) -> None:
-        values = self.values
-        self.repeats = self.repeats + 1 if values and values[-1] == value else 1
-        values.append(value)
+        self.values.append(value)
         self.squares.append(value * value)
 
     def mean_std(self) -> tuple[float, float]:
@@ -110,7 +107,7 @@ class _Window:
             return 0.0, 0.0
         total = math.fsum(values)
         mean = total / self.size
-        if self.repeats >= self.size:  # max(values) == min(values), without two passes over the window
+        if values.count(values[-1]) == self.size:  # max(values) == min(values) in one pass, not two
             return mean, 0.0
         sum_squares = math.fsum(self.squares)
         deviations = sum_squares - total * mean

@@ -102,7 +102,14 @@ class Candle(msgspec.Struct, frozen=True, kw_only=True):
         """Validate the ranges and the OHLC relations; return self so calls can chain."""
         require_open_time("open_time", self.open_time)
         timeframe_seconds(self.timeframe)
-        for name, value in zip(PRICE_FIELDS, (self.open, self.high, self.low, self.close)):
+        o, h, low, c, v = self.open, self.high, self.low, self.close, self.volume
+        # Every rule below at once (low and high in range bound the others through the OHLC relations): a
+        # candle runs through this once per tick. Only a candle that breaks one is named rule by rule.
+        if (o.is_finite() and h.is_finite() and low.is_finite() and c.is_finite() and v.is_finite()
+                and MIN_PRICE <= low <= o <= h < MAX_PRICE and low <= c <= h
+                and (v.is_zero() or MIN_VOLUME <= v < MAX_VOLUME)):
+            return self
+        for name, value in zip(PRICE_FIELDS, (o, h, low, c)):
             if not (value.is_finite() and MIN_PRICE <= value < MAX_PRICE):
                 raise InvalidValue(name, value, "expected a price from 1E-8 up to (not including) 1E+12")
         volume = self.volume

@@ -156,7 +156,7 @@ def test_engine_matches_polars_on_random_walks(candles: list[Candle], parameters
 
 
 def flat_by_max_and_min(values: list[float], size: int) -> tuple[float, float]:
-    """`_Window.mean_std` as it was written before it counted repeats: the reference."""
+    """`_Window.mean_std` as it was written before it counted the last value: the reference."""
     window = values[-size:]
     if len(window) < size:
         return 0.0, 0.0
@@ -175,7 +175,7 @@ def flat_by_max_and_min(values: list[float], size: int) -> tuple[float, float]:
 @given(st.lists(st.sampled_from([0.0, -0.0, 1.5, 2.25, 1e-300, 1.5000000000000002]), min_size=1, max_size=60),
        st.integers(min_value=2, max_value=6))
 def test_a_window_finds_equal_values_as_max_and_min_would(values: list[float], size: int) -> None:
-    """The window counts repeats instead of comparing max and min on every candle: same results, bit for bit."""
+    """The window counts the last value instead of comparing max and min: same results, bit for bit."""
     window = _Window(size)
     for seen, value in enumerate(values, start=1):
         window.push(value)

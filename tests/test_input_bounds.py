@@ -10,6 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tradeledger.adapters.cli import main
 from tradeledger.adapters.marketdata import MarketDataError, load_candles
@@ -181,6 +183,31 @@ def test_candle_check_applies_the_ranges_to_every_feed() -> None:
         with pytest.raises(InvalidValue) as caught:
             Candle(**{**{f: getattr(candle, f) for f in candle.__struct_fields__}, **change}).check()
         assert caught.value.field == field
+
+
+EDGES = [Decimal(x) for x in ("NaN", "sNaN", "Infinity", "-Infinity", "0", "-1", "1E-9", "1E-8", "0.5", "1", "2",
+                              "999999999999.99999999", "1E+12", "1E-30", "1E-31", "1E+31")]
+
+
+def rule_by_rule(o: Decimal, h: Decimal, low: Decimal, c: Decimal, v: Decimal) -> bool:
+    """Candle.check's rules one at a time, as documented."""
+    prices_ok = all(p.is_finite() and Decimal("1E-8") <= p < Decimal("1E+12") for p in (o, h, low, c))
+    volume_ok = v.is_finite() and (v.is_zero() or Decimal("1E-30") <= v < Decimal("1E+31"))
+    return prices_ok and volume_ok and low <= h and low <= o <= h and low <= c <= h
+
+
+@settings(max_examples=500, deadline=None)
+@given(*(st.sampled_from(EDGES) for _ in range(5)))
+def test_candle_check_accepts_exactly_the_candles_its_rules_accept(o: Decimal, h: Decimal, low: Decimal, c: Decimal,
+                                                                   v: Decimal) -> None:
+    """The check's one-expression path for the usual candle may not let through what a rule refuses."""
+    candle = Candle(symbol="A/B", timeframe="5m", open_time=datetime(2024, 1, 1, tzinfo=UTC), open=o, high=h,
+                    low=low, close=c, volume=v)
+    if rule_by_rule(o, h, low, c, v):
+        assert candle.check() is candle
+    else:
+        with pytest.raises(InvalidValue):
+            candle.check()
 
 
 def test_numeric_settings_outside_what_the_code_computes_with_are_all_reported() -> None:
