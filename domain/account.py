@@ -329,6 +329,8 @@ class Account(LedgerAggregate):
         return self.positions.get(symbol, Position())
 
     def equity(self, last_prices: dict[str, Decimal]) -> Decimal:
+        if not self.positions:  # flat, most ticks: the very Decimal the sum below gives, without its generator
+            return self.cash + Decimal(0)
         marked = (
             position.quantity * last_prices.get(symbol, position.average_price)
             for symbol, position in self.positions.items()

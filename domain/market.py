@@ -70,7 +70,7 @@ class Market(LedgerAggregate):
         )
 
     def close_candle(self, candle: Candle, *, quality_flags: tuple[str, ...] = ()) -> None:
-        if (candle.symbol, candle.timeframe) != (self.symbol, self.timeframe):
+        if candle.symbol != self.symbol or candle.timeframe != self.timeframe:
             raise errors.InvalidValue(
                 "candle", (candle.symbol, candle.timeframe), f"not for market {self.symbol} {self.timeframe}"
             )

@@ -31,7 +31,7 @@ from tradeledger.domain.orders import (PRICE_QUANTUM, FillBasis, Order, OrderBas
                                         touch_price)
 from tradeledger.domain.predictors import Predictor
 from tradeledger.domain.risk import DRAWDOWN, RISK, RiskBreach, RiskLimits, RiskMonitor
-from tradeledger.domain.sessions import Sessions
+from tradeledger.domain.sessions import ALWAYS_OPEN, Sessions
 from tradeledger.domain.values import Candle, Decision, OrderType, Prediction, Side, timeframe_delta
 
 MIN_DATA_QUALITY = 0.9
@@ -189,8 +189,11 @@ class Trader:
     def protect(self, candle: Candle, account: Account) -> None:
         """The stops and the take-profit inside this candle (domain.exits), from the candle the entry filled at:
         the whole candle trades after its open. One fills at once, taking over a resting limit exit."""
-        holding, rules = self.holdings.get(candle.symbol), self.rules(candle.symbol)
-        trigger = None if holding is None else self.exit_rules.intrabar(
+        holding = self.holdings.get(candle.symbol)
+        if holding is None:
+            return
+        rules = self.rules(candle.symbol)
+        trigger = self.exit_rules.intrabar(
             holding, candle, lambda p: rules.price(p.quantize(PRICE_QUANTUM), Side.SELL),
             lambda p: rules.price(p.quantize(PRICE_QUANTUM), Side.BUY))
         if trigger is None:
@@ -344,7 +347,9 @@ def signal_ref(candle: Candle) -> str:
 
 def gap_flags(market: Market, candle: Candle, sessions: Sessions) -> tuple[str, ...]:
     """`gap_before:N`: N candles missing while the market was open (the same count as data_quality's)."""
-    if market.last_open_time is None:
+    last, step = market.last_open_time, timeframe_delta(candle.timeframe)
+    # 24/7, one step apart is no gap (a session table counts its own slots, even between misaligned candles).
+    if last is None or (sessions is ALWAYS_OPEN and candle.open_time - last == step):
         return ()
-    missing = sessions.missing(market.last_open_time, candle.open_time, timeframe_delta(candle.timeframe))
+    missing = sessions.missing(last, candle.open_time, step)
     return (f"gap_before:{missing}",) if missing > 0 else ()

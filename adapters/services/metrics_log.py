@@ -68,20 +68,38 @@ class CandleLog:
         self.candles: dict[str, list[CandlePoint]] = {}
         # Equal prices (as written) share one Decimal: a long history repeats them, at ~100 bytes each.
         self.prices: dict[str, Decimal] = {}
+        # The shared Decimals by id (each is kept alive here, so its id names it alone): the candles a backtest
+        # folds as it runs already share their prices, and an id is found faster than a str made.
+        self.shared: dict[int, Decimal] = {}
 
     def apply(self, events: Iterable[Recorded]) -> None:
-        price = self.price
+        # A price already shared is found by its id, else by its text (`or`: a zero is falsy, and `price` gives it).
+        shared, price = self.shared.get, self.price
+        stream, series = None, None  # the last candle's market and list: a run of candles is mostly one market's
         for recorded in events:
             if recorded.type is Market.CandleClosed:
                 e: Market.CandleClosed = recorded.event
-                self.candles.setdefault(self.markets[recorded.stream], []).append(CandlePoint(
-                    time=e.open_time, close_time=e.timestamp, open=price(e.open), high=price(e.high),
-                    low=price(e.low), close=price(e.close), volume=e.volume))
+                if series is None or recorded.stream is not stream:
+                    stream, series = recorded.stream, self.series(self.markets[recorded.stream])
+                series.append(CandlePoint(
+                    time=e.open_time, close_time=e.timestamp, open=shared(id(e.open)) or price(e.open),
+                    high=shared(id(e.high)) or price(e.high), low=shared(id(e.low)) or price(e.low),
+                    close=shared(id(e.close)) or price(e.close), volume=e.volume))
             elif recorded.type is Market.Listed:
                 self.markets[recorded.stream] = recorded.event.symbol
+                series = None
+
+    def series(self, symbol: str) -> list[CandlePoint]:
+        series = self.candles.get(symbol)
+        if series is None:
+            series = self.candles[symbol] = []
+        return series
 
     def price(self, value: Decimal) -> Decimal:
-        return self.prices.setdefault(str(value), value)
+        """The Decimal written as `value` is, shared (found by its text)."""
+        shared = self.prices.setdefault(str(value), value)
+        self.shared[id(shared)] = shared
+        return shared
 
 
 class HistoryLog:
