@@ -110,8 +110,9 @@ def curve(history: History, span: Span, candles: Mapping[str, Sequence[CandlePoi
     open_times = ([c.time for c in series[0]] if len(series) == 1
                   else sorted({c.time for rows in series for c in rows}))
     return Curve(
-        open_times=open_times, points=points, drawdowns=[d * 100 for d in frame["drawdown"].to_list()],
-        initial=initial, final=points[-1][1] if points else initial, peak=max([initial, *(e for _, e in points)]),
+        open_times=open_times, points=points, drawdowns=(frame["drawdown"] * 100).to_list(),
+        initial=initial, final=points[-1][1] if points else initial,
+        peak=max(initial, max((e for _, e in points), default=initial)),
         drawdown=max_drawdown(frame, [t for t, _ in points]), ratios=ratios(frame, open_times),
     )
 
