@@ -31,7 +31,7 @@ from tradeledger.domain.orders import (PRICE_QUANTUM, FillBasis, Order, OrderBas
                                         touch_price)
 from tradeledger.domain.predictors import Predictor
 from tradeledger.domain.risk import DRAWDOWN, RISK, RiskBreach, RiskLimits, RiskMonitor
-from tradeledger.domain.sessions import ALWAYS_OPEN, Sessions
+from tradeledger.domain.sessions import Sessions
 from tradeledger.domain.values import Candle, Decision, OrderType, Prediction, Side, timeframe_delta
 
 MIN_DATA_QUALITY = 0.9
@@ -347,9 +347,7 @@ def signal_ref(candle: Candle) -> str:
 
 def gap_flags(market: Market, candle: Candle, sessions: Sessions) -> tuple[str, ...]:
     """`gap_before:N`: N candles missing while the market was open (the same count as data_quality's)."""
-    last, step = market.last_open_time, timeframe_delta(candle.timeframe)
-    # 24/7, one step apart is no gap (a session table counts its own slots, even between misaligned candles).
-    if last is None or (sessions is ALWAYS_OPEN and candle.open_time - last == step):
+    if market.last_open_time is None:
         return ()
-    missing = sessions.missing(last, candle.open_time, step)
+    missing = sessions.missing(market.last_open_time, candle.open_time, timeframe_delta(candle.timeframe))
     return (f"gap_before:{missing}",) if missing > 0 else ()

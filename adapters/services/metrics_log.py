@@ -80,7 +80,7 @@ class CandleLog:
             if recorded.type is Market.CandleClosed:
                 e: Market.CandleClosed = recorded.event
                 if series is None or recorded.stream is not stream:
-                    stream, series = recorded.stream, self.series(self.markets[recorded.stream])
+                    stream, series = recorded.stream, self.candles.setdefault(self.markets[recorded.stream], [])
                 series.append(CandlePoint(
                     time=e.open_time, close_time=e.timestamp, open=shared(id(e.open)) or price(e.open),
                     high=shared(id(e.high)) or price(e.high), low=shared(id(e.low)) or price(e.low),
@@ -88,12 +88,6 @@ class CandleLog:
             elif recorded.type is Market.Listed:
                 self.markets[recorded.stream] = recorded.event.symbol
                 series = None
-
-    def series(self, symbol: str) -> list[CandlePoint]:
-        series = self.candles.get(symbol)
-        if series is None:
-            series = self.candles[symbol] = []
-        return series
 
     def price(self, value: Decimal) -> Decimal:
         """The Decimal written as `value` is, shared (found by its text)."""
