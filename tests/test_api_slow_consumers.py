@@ -119,7 +119,9 @@ def check_the_others(container: Composition, run: Run, gone: str) -> None:
 
 def test_a_peer_that_stops_reading_is_dropped_after_the_send_timeout(sqlite_url: str) -> None:
     """`?after=0` on a history larger than every buffer: the catch-up stalls, the send timeout drops it (4001)."""
-    with composed(settings(sqlite_url, **{"api.ws_send_timeout": "1"})) as container:
+    # A send queue larger than all the writer can append (10,000 ticks), so that only the timeout can trip.
+    limits = {"api.ws_send_timeout": "1", "api.ws_send_queue": "1000000"}
+    with composed(settings(sqlite_url, **limits)) as container:
         builder = HistoryBuilder(container.store)
         builder.extend(300)  # about 700 KB of messages
         with serving(container, send_buffer=SEND_BUFFER) as url:
