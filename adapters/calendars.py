@@ -28,6 +28,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from tradeledger.adapters.errors import Refused
 from tradeledger.domain.sessions import ALWAYS_OPEN, DAY, Hours, Period, Sessions, SessionTable, WeeklySessions, parse_weekly
 from tradeledger.domain.values import Candle
 
@@ -47,7 +48,7 @@ CLOSED_SHARE = 0.2
 USUAL_SHARE = 0.8
 
 
-class CalendarError(ValueError):
+class CalendarError(Refused, ValueError):
     pass
 
 

@@ -21,10 +21,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from tradeledger.adapters.errors import Refused
+
 FORMAT = "tradeledger-checkpoint-v1"
 
 
-class KeyFileError(ValueError):
+class KeyFileError(Refused, ValueError):
     """A key file that is missing, unreadable or not an Ed25519 key (the message names the setting)."""
 
 

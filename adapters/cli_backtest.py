@@ -17,7 +17,7 @@ from tradeledger.adapters.services import backtest, readmodels
 
 
 @command(
-    "backtest", "run the agent over a candle file as fast as it can, recording everything; print a summary",
+    "backtest",
     option("--data", required=True, action="append", metavar="PATH",
            help="CSV, Parquet or JSON candles; repeat it, or give a directory, to trade several pairs in one "
                 "account (docs/portfolios.md)"),

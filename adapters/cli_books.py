@@ -37,7 +37,7 @@ def output(args: argparse.Namespace, value: Any, text: str, rows: Sequence[msgsp
     sys.stdout.write(text.rstrip("\n") + "\n")
 
 
-@command("explain", "the whole trail of one order: candle, signal, risk checks, sizing, fill, journal, round trip",
+@command("explain",
          option("order_id", nargs="?", type=order_id, metavar="ORDER_ID", help="the order's id"),
          option("--position", type=integer(*LOG_POSITIONS), metavar="N",
                 help="the log position of the order, its fill, its signal or its candle"),
@@ -53,7 +53,7 @@ def explain_command(args: argparse.Namespace, container: Any) -> int:
     return 0
 
 
-@command("journal", "the journal lines the accounts posted, with debits and credits, in log order",
+@command("journal",
          option("--from", dest="start", type=utc_time, metavar="ISO-8601",
                 help="only lines of a business time >= this (a naive time is UTC)"),
          option("--to", dest="end", type=utc_time, metavar="ISO-8601", help="only lines of a business time <= this"),
@@ -67,8 +67,7 @@ def journal_command(args: argparse.Namespace, container: Any) -> int:
     return 0
 
 
-@command("trial-balance", "every ledger account's balance at a cut of the log (the head by default) and their "
-         "total, which is zero",
+@command("trial-balance",
          option("--as-of", type=utc_time, metavar="ISO-8601",
                 help="business time: up to the last account or market event about a market time <= this"),
          option("--position", type=integer(*LOG_POSITIONS), metavar="N", help="events at log positions <= N"),

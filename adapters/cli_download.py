@@ -28,8 +28,7 @@ def symbols(text: str) -> tuple[str, ...]:
 
 
 @command(
-    "download", "fetch an exchange's closed candles through ccxt into one Parquet file per symbol and timeframe "
-    "(DIR/ETH_BTC-5m.parquet, what backtest --data reads); a second run fetches only what is missing",
+    "download",
     option("--exchange", metavar="NAME", help="a ccxt exchange id such as binance (default: exchange.name)"),
     option("--symbols", type=symbols, metavar="S,...",
            help="symbols, e.g. ETH/BTC,LTC/BTC (default: exchange.symbols, else trading.symbols)"),

@@ -9,8 +9,7 @@ from tradeledger.adapters.composition import Composition
 from tradeledger.adapters.services import readmodels, statement
 
 
-@command("export", "write the event log and every table folded from it (orders, fills, trades, signals, every "
-         "signal, equity, candles, journal lines, rejections, halts, the account) as Parquet or CSV files",
+@command("export",
          option("--out", type=out_directory, required=True, metavar="DIR",
                 help="directory for the files (created if new; its parent must exist)"),
          option("--format", choices=("parquet", "csv"), default="parquet", help="file format (default parquet)"),
@@ -28,8 +27,7 @@ def export_command(args: argparse.Namespace, container: Composition) -> int:
     return 0
 
 
-@command("statement", "an auditor's statement of the account as one self-contained HTML file (--pdf: and PDF); "
-         "exit 1 when verify or reproduce fails (the statement is written and says so)",
+@command("statement",
          option("--out", type=new_file, required=True, metavar="FILE.html",
                 help="the HTML file to write (in a directory that exists)"),
          option("--as-of", type=utc_time, metavar="T", help="cut the history at business time T, as replay --as-of"),

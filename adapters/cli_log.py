@@ -1,19 +1,22 @@
-"""The verifiable log's commands: `keys new`, `seal`, `prove` (docs/log-format.md); `verify --checkpoint` is
-in the cli module with the other checks."""
+"""The verifiable log's commands: `verify`, `keys new`, `seal`, `prove` (docs/log-format.md)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tradeledger.adapters.checkpoints import CheckpointFile, KeyFileError, load_public_key, new_key_pair
-from tradeledger.adapters.cliargs import LOG_POSITIONS, command, fail, integer, json_file, new_file, option
-from tradeledger.adapters.services import logproof
+from tradeledger.adapters.cliargs import LOG_POSITIONS, command, emit, fail, integer, json_file, new_file, option
+from tradeledger.adapters.services import audit, logproof, readmodels
 from tradeledger.adapters.services.notary import NoSigningKey
+
+if TYPE_CHECKING:
+    from tradeledger.adapters.composition import Composition
 
 CHECKPOINT = json_file(CheckpointFile)
 
@@ -26,6 +29,36 @@ def public_key_file(text: str) -> Ed25519PublicKey:
         raise argparse.ArgumentTypeError(str(error).removeprefix("--public-key: ")) from None
 
 
+@command(
+    "verify",
+    option("--checkpoint", type=CHECKPOINT, metavar="FILE",
+           help="also check the log against this signed checkpoint (the Merkle tree, docs/log-format.md)"),
+    option("--public-key", type=public_key_file, metavar="FILE",
+           help="the checkpoint's public key (default: audit.signing_key + .pub)"),
+    reads="log and read models",
+)
+def verify(args: argparse.Namespace, container: Composition) -> int:
+    readmodels.bulk_gc()
+    try:
+        tree_findings = checkpoint_findings(args, container)
+    except KeyFileError as error:
+        return fail(args.command_name, str(error))
+    report = audit.verify_log(container.feed)
+    checks, projection_findings = audit.verify_read_models(container.engine, container.feed)
+    findings = [*tree_findings, *report.findings, *projection_findings]
+    report = audit.VerifyReport(ok=not findings, events=report.events, streams=report.streams, findings=findings)
+    if report.ok:
+        text = "\n".join([f"OK: {report.events} events in {report.streams} streams; hash chains and ledger "
+                          "invariants hold; read models equal a fresh fold and reconcile",
+                          *(f"  {c.name}: compared at position {c.position} (lag {c.lag})" if c.compared
+                            else f"  {c.name}: moved while being read, not compared" for c in checks)])
+    else:
+        text = "\n".join([f"FAILED: {len(report.findings)} finding(s); the first:", f"  {report.findings[0]}",
+                          *(f"  {f}" for f in report.findings[1:20])])
+    emit(args, report, text)
+    return 0 if report.ok else 1
+
+
 def write(args: argparse.Namespace, value: object, out: Path | None, summary: str) -> None:
     data = msgspec.json.format(msgspec.json.encode(value)) + b"\n"
     if out is not None:
@@ -35,7 +68,7 @@ def write(args: argparse.Namespace, value: object, out: Path | None, summary: st
         sys.stdout.write(data.decode())
 
 
-@command("keys new", "make an Ed25519 key pair for signing checkpoints: FILE (private, mode 0600) and FILE.pub",
+@command("keys new",
          option("--out", type=new_file, required=True, metavar="FILE", help="the private key file (never "
                 "overwritten); set audit.signing_key to it"), store=False)
 def keys_new(args: argparse.Namespace, _container: object) -> int:
@@ -48,7 +81,7 @@ def keys_new(args: argparse.Namespace, _container: object) -> int:
     return 0
 
 
-@command("seal", "bring the Merkle tree to the head, sign a checkpoint with audit.signing_key and record it",
+@command("seal",
          option("--out", type=new_file, metavar="FILE", help="write the checkpoint JSON to FILE"))
 def seal(args: argparse.Namespace, container: object) -> int:
     try:
@@ -59,8 +92,7 @@ def seal(args: argparse.Namespace, container: object) -> int:
     return 0
 
 
-@command("prove", "an inclusion proof of the event at a position (or, with --from-checkpoint, a consistency "
-         "proof) against a checkpoint's tree",
+@command("prove",
          option("--position", type=integer(1, LOG_POSITIONS[1]), metavar="N", help="the event's log position"),
          option("--checkpoint", type=CHECKPOINT, metavar="FILE",
                 help="the tree of this checkpoint (default: the latest recorded, or the current tree)"),

@@ -111,8 +111,7 @@ def html_from_log(path: Path, feed: EventFeed, account: str, breakdown: Period |
 
 
 @command(
-    "report", "the metrics traders compare (returns, drawdown, ratios, trade statistics, tables by pair, exit "
-    "reason and period) for any store's history, or the span between --from and --to (docs/metrics.md)",
+    "report",
     option("--from", dest="start", type=utc_time, metavar="T", help="from business time T (ISO-8601; naive is UTC)"),
     option("--to", dest="end", type=utc_time, metavar="T", help="up to business time T, included"),
     BREAKDOWN,

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from tradeledger.adapters.cliargs import fail, option, setting_value
+from tradeledger.adapters.cliargs import STRATEGY, command, fail, option, setting_value
 from tradeledger.adapters.progress import Progress
 from tradeledger.adapters.reproduce_format import describe_reproduce, describe_what_if
 from tradeledger.adapters.services.reproduce import reproduce
@@ -31,6 +31,7 @@ OPTIONS = (
 )
 
 
+@command("reproduce", STRATEGY, *OPTIONS, reads="log")
 def reproduce_command(args: argparse.Namespace, container: Any) -> int:
     if args.overrides:
         if args.every or args.data:

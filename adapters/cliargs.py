@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, NoReturn
 
 import msgspec
+
+from tradeledger.adapters.cli_commands import CATALOGUE
 
 LOG_POSITIONS = (0, 2**62)  # fits a signed 64-bit column on both backends; far beyond any log
 PAGE_SIZES = (1, 100_000)  # events per transaction: a page is held in memory
@@ -33,7 +36,6 @@ Handler = Callable[[argparse.Namespace, Any], int]
 
 class Command(NamedTuple):
     handler: Handler
-    help: str
     options: tuple[tuple[tuple[str, ...], dict[str, Any]], ...]
     json: bool
     reads: Reads | None
@@ -41,25 +43,45 @@ class Command(NamedTuple):
     durable: bool = True  # False: its appends may be lost on a power loss, not on a crash (`backtest`: re-run it)
 
 
-COMMANDS: dict[str, Command] = {}
+COMMANDS: dict[str, Command] = {}  # the commands whose modules are imported (cli_commands.CATALOGUE has them all)
 
 
 def option(*flags: str, **kwargs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
     return flags, kwargs
 
 
-def command(name: str, help: str, *options: tuple[tuple[str, ...], dict[str, Any]], json: bool = True,
+def command(name: str, *options: tuple[tuple[str, ...], dict[str, Any]], json: bool = True,
             reads: Reads | None = None, store: bool = True, durable: bool = True) -> Callable[[Handler], Handler]:
-    """Register a subcommand ("db upgrade" nests) with its argparse options next to its handler."""
+    """Declare the catalogue's command `name` ("db upgrade" nests): its argparse options next to its handler."""
+    assert name in CATALOGUE, f"{name} is not in cli_commands.CATALOGUE"
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(handler, help, options, json, reads, store, durable)
+        COMMANDS[name] = Command(handler, options, json, reads, store, durable)
         return handler
 
     return register
 
 
-def build_parser() -> argparse.ArgumentParser:
+def declared(name: str) -> Command:
+    """The catalogue's command `name`, its module imported."""
+    import_module(f"tradeledger.adapters.{CATALOGUE[name].module}")
+    return COMMANDS[name]
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse a command line, importing the module of the command it names and no other (UsageError if bad).
+
+    A first pass finds the command with every command's options unknown; the second parses with that command's.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    name = build_parser(None).parse_known_args(argv)[0].command_name
+    declared(name)
+    return build_parser(name).parse_args(argv)
+
+
+def build_parser(chosen: str | None) -> argparse.ArgumentParser:
+    """Every command's parser, with the options of the command `chosen` only (declared before); None: the first
+    pass, where a command's --help is left to the second."""
     common = OneLineParser(add_help=False)
     common.add_argument("--database", metavar="URL", default=argparse.SUPPRESS,
                         help="event store URL (sqlite:///PATH or postgresql://...); overrides database.url")
@@ -69,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="An event-sourced paper-trading ledger.")
     groups: dict[str, argparse._SubParsersAction[argparse.ArgumentParser]] = {
         "": parser.add_subparsers(dest="command", metavar="COMMAND", required=True)}
-    for name, spec in COMMANDS.items():
+    for name, entry in CATALOGUE.items():
         *parents, leaf = name.split()
         sub = groups[""]
         for depth, parent in enumerate(parents, start=1):
@@ -78,12 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
                 groups[key] = sub.add_parser(parent, parents=[common], help=f"{parent} commands").add_subparsers(
                     dest=f"command_{depth}", metavar="COMMAND", required=True)
             sub = groups[key]
-        command_parser = sub.add_parser(leaf, parents=[common], help=spec.help, description=spec.help)
+        command_parser = sub.add_parser(leaf, parents=[common], help=entry.help, description=entry.help,
+                                        add_help=chosen is not None)
         command_parser.set_defaults(command_name=name)
-        for flags, kwargs in spec.options:
-            command_parser.add_argument(*flags, **kwargs)
-        if spec.json:
-            command_parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+        if name == chosen:
+            spec = COMMANDS[name]
+            for flags, kwargs in spec.options:
+                command_parser.add_argument(*flags, **kwargs)
+            if spec.json:
+                command_parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
     return parser
 
 

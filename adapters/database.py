@@ -17,6 +17,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_LOCK = 0x7472_6164_656C_6467  # "tradeldg"
 READ_ONLY_OPTIONS = "-c default_transaction_read_only=on"  # libpq options: every transaction is read-only
 EVENT_TABLES = {"sqlite": "stored_events", "postgresql": "tradeledger_events"}  # as migration 0001 creates them
+POSITIONS = {"sqlite": "rowid", "postgresql": "notification_id"}  # the log position, as eventsourcing numbers it
 
 
 class StoreUnavailable(Exception):
@@ -53,6 +54,13 @@ def _read_only(url: str) -> tuple[str, dict[str, object]]:
     if url.startswith("sqlite:///"):
         return f"sqlite:///file:{sqlite_path(url)}?mode=ro&uri=true", {}
     return sqlalchemy_url(url), {"connect_args": {"options": READ_ONLY_OPTIONS}}
+
+
+def log_head(engine: Engine) -> int:
+    """The log's last position (0 when empty), read without the event store's classes (`health` needs no more)."""
+    dialect = engine.dialect.name
+    with engine.connect() as connection:
+        return connection.execute(text(f"SELECT MAX({POSITIONS[dialect]}) FROM {EVENT_TABLES[dialect]}")).scalar() or 0
 
 
 def sqlite_path(url: str) -> Path:

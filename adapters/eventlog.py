@@ -35,6 +35,7 @@ import msgspec
 import sqlalchemy as sa
 from eventsourcing.utils import resolve_topic
 
+from tradeledger.adapters.database import EVENT_TABLES, POSITIONS
 from tradeledger.adapters.eventstore import DIGEST_SIZE, ChainedMapper, LedgerStore, recorded_times
 from tradeledger.adapters.services.ports import EventType, scan, walk
 from tradeledger.adapters.topics import event_types, stored_topics
@@ -47,10 +48,9 @@ EVENT_TYPES = event_types()
 # DB-API statements, run on the driver's cursor: SQLAlchemy's row objects cost a third of the read.
 # `{topics}` is empty, or a filter on the stored topic.
 PAGE_QUERIES = {
-    "sqlite": "SELECT rowid, originator_id, originator_version, topic, state FROM stored_events "
-              "WHERE rowid > ?{topics} ORDER BY rowid LIMIT ?",
-    "postgresql": "SELECT notification_id, originator_id, originator_version, topic, state "
-                  "FROM tradeledger_events WHERE notification_id > %s{topics} ORDER BY notification_id LIMIT %s",
+    dialect: f"SELECT {at}, originator_id, originator_version, topic, state FROM {EVENT_TABLES[dialect]} "
+             f"WHERE {at} > {mark}{{topics}} ORDER BY {at} LIMIT {mark}"
+    for dialect, at, mark in (("sqlite", POSITIONS["sqlite"], "?"), ("postgresql", POSITIONS["postgresql"], "%s"))
 }
 
 

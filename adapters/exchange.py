@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from tradeledger.adapters.errors import Refused
 from tradeledger.domain.errors import InvalidValue
 from tradeledger.domain.values import Candle, timeframe_seconds
 
@@ -51,7 +52,7 @@ SPOT_OPTIONS: dict[str, Any] = {"defaultType": "spot", "fetchMarkets": {"types":
 T = TypeVar("T")
 
 
-class ExchangeError(Exception):
+class ExchangeError(Refused):
     """The exchange could not give what was asked: one line, naming the exchange."""
 
 

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from tradeledger.adapters.calendars import CalendarError, resolve_calendar
+from tradeledger.adapters.errors import Refused
 from tradeledger.adapters.marketframe import PRICES, VALUE_COLUMNS, sure_rows
 from tradeledger.adapters.quality import InvalidRow, QualityReport, find_gaps
 from tradeledger.domain.errors import InvalidValue
@@ -74,7 +75,7 @@ _TIMEFRAME_UNITS = (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60))
 RawRow = Sequence[object]
 
 
-class MarketDataError(ValueError):
+class MarketDataError(Refused, ValueError):
     def __init__(self, path: Path, reason: str) -> None:
         self.path = path
         self.reason = reason

@@ -19,13 +19,14 @@ from collections.abc import Iterable, Mapping, Sequence
 import msgspec
 
 from tradeledger.adapters.calendars import sessions_for
+from tradeledger.adapters.errors import Refused
 from tradeledger.adapters.exchange import MarketRules
 from tradeledger.adapters.candlefiles import Given, load_files
 from tradeledger.adapters.marketdata import MarketData
 from tradeledger.settings import Settings
 
 
-class MarketSettingsError(ValueError):
+class MarketSettingsError(Refused, ValueError):
     pass
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from tradeledger.adapters.errors import Refused
 from tradeledger.domain.decisions import DecisionSettings
 from tradeledger.domain.features import Features
 from tradeledger.domain.history import CandleWindow
@@ -40,7 +41,7 @@ MAX_ERROR = 300  # characters of an error recorded in a signal
 ANSWERS = "'up', 'down', 'hold' or (one of them, a confidence from 0 to 1)"
 
 
-class StrategyError(Exception):
+class StrategyError(Refused):
     """A strategy that cannot be used as given; `str()` is one line."""
 
 
@@ -236,14 +237,6 @@ def as_answer(answer: Any) -> tuple[Prediction, float]:
     raise ValueError(answer)
 
 
-def with_params(settings: Settings, params: list[tuple[str, str]] | None) -> Settings:
-    """`--param NAME=VALUE` replaces that one parameter of `strategy.params` and keeps the others."""
-    if not params:
-        return settings
-    merged = {**(settings.strategy.params or {}), **dict(params)}
-    return msgspec.structs.replace(settings, strategy=msgspec.structs.replace(settings.strategy, params=merged))
-
-
 def resolved(settings: Settings) -> tuple[Strategy | None, Settings]:
     """The strategy of `strategy.path` (None: the built-in predictor) and the settings with its identity in
     `strategy.*` (digest, name, version, every parameter as text), which `DecisionSettings` records."""
@@ -258,6 +251,8 @@ def resolved(settings: Settings) -> tuple[Strategy | None, Settings]:
 
 class StrategyMismatch(StrategyError):
     """The history was decided by other code than this strategy: a finding of `reproduce` (exit 1)."""
+
+    exit_code = 1
 
 
 def refuse_other_strategy(recorded: DecisionSettings | None, strategy: Strategy | None, settings: Settings) -> None:

@@ -36,7 +36,7 @@ import msgspec
 import sqlalchemy as sa
 
 from tradeledger.projections.alerts import AlertKind, percent, shown, signed
-from tradeledger.projections.health import AGENT_RUNS
+from tradeledger.projections.health_rows import AGENT_RUNS
 from tradeledger.projections.health_rule import AgentHealth, agent_health, latest_run, stopped_text
 from tradeledger.projections.outbox import NewAlert
 from tradeledger.projections.portfolio_rows import ACCOUNTS, DAILY_PNL, AccountRow, DailyPnlRow

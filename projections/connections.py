@@ -8,38 +8,13 @@ Stopped; adapters/services/housekeeping.py records one for it.)
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
-import sqlalchemy as sa
-
 from tradeledger.domain.gateway import Gateway
+from tradeledger.projections.connections_rows import GATEWAYS, SESSIONS, GatewayRow, SessionRow
 from tradeledger.projections.fold import Fold, EventHandler, Projection
-from tradeledger.projections.rows import RowSource, RowTable, Sink
-
-
-class GatewayRow(msgspec.Struct, kw_only=True):
-    gateway_id: UUID
-    kind: str
-    host: str
-    pid: int
-    started_at: datetime
-    stopped_at: datetime | None
-    stop_reason: str | None
-
-
-class SessionRow(msgspec.Struct, kw_only=True):
-    gateway_id: UUID
-    session_id: str
-    channel: str
-    peer: str
-    connected_at: datetime
-
-
-GATEWAYS = RowTable.of(GatewayRow, "connections_gateways", primary_key=["gateway_id"], types={"pid": sa.Integer})
-SESSIONS = RowTable.of(SessionRow, "connections_sessions", primary_key=["gateway_id", "session_id"])
+from tradeledger.projections.rows import RowSource, Sink
 
 
 class ConnectionsFold(Fold):

@@ -29,7 +29,7 @@ from uuid import UUID
 
 import msgspec
 
-from tradeledger.projections.health import AgentRunRow
+from tradeledger.projections.health_rows import AgentRunRow
 
 STALE_AFTER_INTERVALS = 3
 MAX_HEALTHY_LAG = 1000

@@ -8,21 +8,20 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from tradeledger.projections import sql
-from tradeledger.projections.connections import SESSIONS
-from tradeledger.projections.fold import Projection
-from tradeledger.projections.health import AGENT_RUNS
+from tradeledger.projections.connections_rows import SESSIONS
+from tradeledger.projections.health_rows import AGENT_RUNS
 from tradeledger.projections.health_rule import HealthReport, ProjectionHealth, agent_health, assess, latest_run
-from tradeledger.projections.registry import PROJECTIONS
+from tradeledger.projections.names import NAMES
 from tradeledger.projections.snapshot import snapshot
 
 
 def read_health(engine: sa.Engine, *, head: int | None, now: datetime, heartbeat_interval: float,
-                projections: Sequence[Projection] = PROJECTIONS) -> HealthReport:
+                names: Sequence[str] = NAMES) -> HealthReport:
     """`head` is None when the event store could not be reached. The tables are read in one snapshot."""
     with snapshot(engine) as conn:
         rows = sql.row_source(conn)
         run = latest_run(rows(AGENT_RUNS))
-        tracking = sql.read_tracking(conn, projections)
+        tracking = sql.tracking_by_name(conn, names)
         sessions = conn.execute(sa.select(sa.func.count()).select_from(SESSIONS.table)).scalar_one()
     return assess(
         now=now, head=head, agent=agent_health(run, now=now, heartbeat_interval=heartbeat_interval),

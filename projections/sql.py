@@ -12,15 +12,15 @@ are `live`; a rebuild writes to shadow copies of them (projections.rebuild).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from functools import lru_cache
+from importlib import import_module
 from operator import itemgetter
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from tradeledger.projections.fold import Projection
@@ -73,7 +73,7 @@ class BulkUpsert:
     """
 
     def __init__(self, dialect: Dialect, table: sa.Table) -> None:
-        insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect.name](table)
+        insert = dialect_insert(dialect.name)(table)
         keys = [c.name for c in table.primary_key.columns]
         updates = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
         compiled = insert.on_conflict_do_update(index_elements=keys, set_=updates).compile(dialect=dialect)
@@ -126,9 +126,19 @@ def flush(conn: sa.Connection, changes: PendingChanges, place: Place = live) -> 
                 conn.execute(_trim(placed, table.keep_last))
 
 
+def dialect_insert(dialect: str) -> Callable[[sa.Table], Any]:
+    """The dialect's own INSERT, which has ON CONFLICT. Imported by name: the PostgreSQL dialect's module
+    loads asyncpg's too, 30 ms a SQLite process (`tradeledger health`) would spend for nothing."""
+    return import_module(f"sqlalchemy.dialects.{dialect}").insert  # type: ignore[no-any-return]
+
+
 def read_tracking(conn: sa.Connection, projections: Iterable[Projection], place: Place = live) -> dict[str, Tracking]:
-    """Every named projection's tracking row; a projection never run is at position 0."""
-    names = [p.name for p in projections]
+    """Every projection's tracking row; a projection never run is at position 0."""
+    return tracking_by_name(conn, [p.name for p in projections], place)
+
+
+def tracking_by_name(conn: sa.Connection, names: Sequence[str], place: Place = live) -> dict[str, Tracking]:
+    """The tracking rows of the projections named; a projection never run is at position 0."""
     tracking = place(TRACKING)
     found = {r.name: r for r in msgspec.convert(
         list(conn.execute(sa.select(tracking).where(tracking.c.name.in_(names)))), list[Tracking],
@@ -139,7 +149,7 @@ def read_tracking(conn: sa.Connection, projections: Iterable[Projection], place:
 
 def ensure_tracking(conn: sa.Connection, projections: Iterable[Projection], place: Place = live) -> None:
     rows = [{"name": p.name, "position": 0} for p in projections]
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[conn.dialect.name](place(TRACKING))
+    insert = dialect_insert(conn.dialect.name)(place(TRACKING))
     conn.execute(insert.on_conflict_do_nothing(index_elements=["name"]), rows)
 
 

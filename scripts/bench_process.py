@@ -3,8 +3,10 @@
 The real ETH/BTC 5m file is repeated (shifted in time) to --candles candles and written once to a CSV
 outside the repository. Each run is a fresh process on a fresh SQLite store; its wall time and its own
 peak RSS (by /usr/bin/time) are taken; and `import` is the time a fresh process takes to
-import the CLI (minus a bare interpreter's start), so the phases show: import, and the rest (load, loop,
-summary: `bench_backtest.py` times those in-process and prints these whole-process figures with them). With
+print `backtest --help` (minus a bare interpreter's start): what a backtest imports before it reads its
+file (an older CLI imports every command's modules for any command). So the phases show: import, and the
+rest (load, loop, summary: `bench_backtest.py` times those in-process and prints these whole-process figures
+with them). With
 `--before REV [REV ...]` the same runs alternate with the CLI of earlier commits (git worktrees), so every side
 is measured in one run. Medians; the ratios last.
 
@@ -72,7 +74,7 @@ def one_round(side: Path, data: Path, predictor: str, scratch: Path) -> dict[str
     store = scratch / f"{side.name}-{predictor}.sqlite"
     store.unlink(missing_ok=True)
     bare, _, _ = timed([sys.executable, "-c", "pass"], env, side)
-    imported, _, _ = timed([sys.executable, "-c", "import tradeledger.adapters.cli"], env, side)
+    imported, _, _ = timed([sys.executable, "-m", "tradeledger.adapters.cli", "backtest", "--help"], env, side)
     wall, peak, cpu = timed([sys.executable, "-m", "tradeledger.adapters.cli", "backtest", "--data", str(data),
                              "--predictor", predictor, "--database", f"sqlite:///{store}"], env, side)
     return {f"{predictor}: whole-process wall s": wall, f"{predictor}: whole-process CPU s": cpu,

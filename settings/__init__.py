@@ -3,7 +3,7 @@
 See `settings.loader` for the precedence rules and `settings.model` for the sections.
 """
 
-from tradeledger.settings.loader import load_settings
+from tradeledger.settings.loader import load_settings, with_params
 from tradeledger.settings.model import (
     AgentSettings,
     ApiSettings,
@@ -37,4 +37,5 @@ __all__ = [
     "TelegramSettings",
     "TradingSettings",
     "load_settings",
+    "with_params",
 ]

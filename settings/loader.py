@@ -389,3 +389,11 @@ def _unknown(key: str) -> SettingsIssue:
     near = difflib.get_close_matches(key, RULES, n=1)
     hint = f" (did you mean {near[0]}?)" if near else ""
     return SettingsIssue(key, REDACTED, UNKNOWN_KEY + hint)
+
+
+def with_params(settings: Settings, params: list[tuple[str, str]] | None) -> Settings:
+    """`--param NAME=VALUE` replaces that one parameter of `strategy.params` and keeps the others."""
+    if not params:
+        return settings
+    merged = {**(settings.strategy.params or {}), **dict(params)}
+    return msgspec.structs.replace(settings, strategy=msgspec.structs.replace(settings.strategy, params=merged))

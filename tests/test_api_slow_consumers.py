@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 
 from tradeledger.adapters import eventlog
 from tradeledger.adapters.composition import Composition
-from tradeledger.projections.connections import SESSIONS
+from tradeledger.projections.connections_rows import SESSIONS
 from tradeledger.projections.sql import row_source
 from scripts.synthetic_history import HistoryBuilder
 from tests.composing import composed

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from tradeledger.adapters.api.follower import LAGGED, Subscription, Update
 from tradeledger.adapters.composition import Composition
 from tradeledger.domain.gateway import Gateway
-from tradeledger.projections.connections import SESSIONS
+from tradeledger.projections.connections_rows import SESSIONS
 from tradeledger.projections.sql import row_source
 from scripts.synthetic_history import HistoryBuilder
 from tests.composing import composed

@@ -27,7 +27,7 @@ from tradeledger.domain.values import Candle, Decision, Prediction, Side
 from tradeledger.migrations.autogenerate import compare_type, include_name, target_metadata
 from tradeledger.projections.activity import ACTIVITY, KEEP_LAST
 from tradeledger.projections.fold import Recorded
-from tradeledger.projections.health import AGENT_RUNS
+from tradeledger.projections.health_rows import AGENT_RUNS
 from tradeledger.projections.health_rule import MAX_HEALTHY_LAG, AgentHealth, ProjectionHealth, agent_health, assess
 from tradeledger.projections.replay import ReadModels
 from tradeledger.projections.rows import table_for

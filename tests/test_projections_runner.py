@@ -21,6 +21,7 @@ from tradeledger.domain.market import Market
 from tradeledger.projections import sql
 from tradeledger.projections.fold import Fold, EventHandler, Projection
 from tradeledger.projections.healthview import read_health
+from tradeledger.projections.names import NAMES
 from tradeledger.projections.registry import PROJECTIONS
 from tradeledger.projections.runner import PAGE_SIZE, ProjectionRunner, ProjectionStatus
 from tradeledger.projections.verify import verify_projections
@@ -61,6 +62,10 @@ def wait_until_caught_up(runner: ProjectionRunner, head: int, limit: float = 60.
             return status
         time.sleep(0.02)
     raise AssertionError(f"runner never reached position {head}: {runner.status()}")
+
+
+def test_the_names_the_health_view_reads_are_the_registry_s_projections() -> None:
+    assert NAMES == tuple(p.name for p in PROJECTIONS)
 
 
 def test_a_runner_restarted_after_every_page_equals_one_fresh_fold(ledger: tuple[LedgerStore, sa.Engine]) -> None:
@@ -169,8 +174,7 @@ def test_a_failing_projection_stops_at_its_event_and_resumes_there(ledger: tuple
     assert (tracking["flaky"].error_position, tracking["flaky"].error) == (candles[40],
                                                                           "RuntimeError: cannot project this candle")
     assert {t.position for name, t in tracking.items() if name != "flaky"} == {head}, "the others go on"
-    report = read_health(engine, head=head, now=utcnow(), heartbeat_interval=5,
-                                    projections=(*PROJECTIONS, FLAKY))
+    report = read_health(engine, head=head, now=utcnow(), heartbeat_interval=5, names=(*NAMES, FLAKY.name))
     assert report.exit_code == 2 and any("flaky stopped at position" in r for r in report.reasons)
 
     Flaky.fail_at, Flaky.seen = None, []  # fixed: the next runner retries the same event, never skips it

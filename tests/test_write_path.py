@@ -186,13 +186,14 @@ def test_an_unknown_synchronous_setting_is_refused(sqlite_url: str) -> None:
 def test_only_a_backtest_gives_up_durability(sqlite_url: str, name: str, synchronous: int) -> None:
     """The CLI opens a backtest's store without an fsync per commit (it is run again from its files), every
     other command that appends with one."""
-    from tradeledger.adapters.cli import COMMANDS
+    from tradeledger.adapters.cli_commands import CATALOGUE
+    from tradeledger.adapters.cliargs import declared
     from tradeledger.adapters.composition import Composition
     from tradeledger.settings import load_settings
 
-    assert [command for command, spec in COMMANDS.items() if not spec.durable] == ["backtest"]
+    assert [command for command in CATALOGUE if not declared(command).durable] == ["backtest"]
     upgrade(sqlite_url)
-    spec = COMMANDS[name]
+    spec = declared(name)
     settings = load_settings(overrides={"database.url": sqlite_url}, environ={})
     with Composition(settings, read_only=spec.reads is not None, durable=spec.durable) as root:
         assert pragmas(root.store, writer=True) == (synchronous, "wal")

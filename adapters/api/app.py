@@ -33,7 +33,7 @@ from tradeledger.adapters.services.candles import MarketCandles
 from tradeledger.adapters.services.control import Control
 from tradeledger.adapters.services.metrics_log import HistoryLog
 from tradeledger.adapters.services.ports import Clock
-from tradeledger.adapters.services.readmodels import Health
+from tradeledger.adapters.services.health import Health
 from tradeledger.domain.market import Market
 from tradeledger.settings import Settings
 

@@ -13,7 +13,7 @@ from tradeledger.adapters.eventstore import LedgerStore
 from tradeledger.adapters.services.candles import MarketCandles
 from tradeledger.adapters.services.control import Control
 from tradeledger.adapters.services.ports import Clock
-from tradeledger.adapters.services.readmodels import Health
+from tradeledger.adapters.services.health import Health
 from tradeledger.settings import Settings
 
 ReadModelsDep: TypeAlias = NamedDependency[ReadModelQueries]

@@ -25,7 +25,7 @@ from tradeledger.adapters.services.ports import Clock
 from tradeledger.domain.errors import DomainError
 from tradeledger.domain.gateway import Gateway
 from tradeledger.projections import sql
-from tradeledger.projections.connections import GATEWAYS, GatewayRow
+from tradeledger.projections.connections_rows import GATEWAYS, GatewayRow
 
 logger = logging.getLogger(__name__)
 

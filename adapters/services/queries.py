@@ -42,7 +42,8 @@ from tradeledger.adapters.services.views import (
     TradeView,
 )
 from tradeledger.projections.activity import ACTIVITY, ACTIVITY_PROJECTION
-from tradeledger.projections.connections import CONNECTIONS_PROJECTION, GATEWAYS, SESSIONS
+from tradeledger.projections.connections import CONNECTIONS_PROJECTION
+from tradeledger.projections.connections_rows import GATEWAYS, SESSIONS
 from tradeledger.projections.models import MODELS_PROJECTION
 from tradeledger.projections.models_view import ModelsView, scoreboard
 from tradeledger.projections.portfolio import PORTFOLIO

@@ -1,9 +1,4 @@
-"""Read-model maintenance: the projector loop, rebuild, replay, and health (the one place it is computed).
-
-Health is composed here for every reader (`/api/health`, `tradeledger health`,
-Telegram /health and the health file), including when the event store or the
-read models cannot be reached: an unreachable store is what the report is for.
-"""
+"""Read-model maintenance: the projector loop, rebuild and replay (health is in services.health)."""
 
 from __future__ import annotations
 
@@ -16,12 +11,9 @@ from datetime import datetime
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
-from tradeledger.adapters.services.ports import Clock
 from tradeledger.projections import rebuild as rebuilding
-from tradeledger.projections.health_rule import AgentHealth, HealthReport, assess, stopped_text
-from tradeledger.projections.healthview import read_health
+from tradeledger.projections.health_rule import stopped_text
 from tradeledger.projections.portfolio import PORTFOLIO
 from tradeledger.projections.portfolio_view import AccountPortfolio, account_portfolio
 from tradeledger.projections.registry import select
@@ -111,49 +103,3 @@ def portfolio_at(feed: EventFeed, account: str, *, position: int | None = None, 
     """The account's portfolio folded afresh from the log up to a position, a business or a recorded time."""
     models = replay(feed, position=position, as_of=as_of, recorded_at=recorded_at, projections=(PORTFOLIO,))
     return account_portfolio(models.tables.rows, account)
-
-
-# -- health -----------------------------------------------------------------------
-
-
-class Health:
-    """The health report from the log head and the read models, also when either cannot be reached."""
-
-    def __init__(self, *, head: Callable[[], int], engine: sa.Engine, heartbeat_interval: float,
-                 clock: Clock) -> None:
-        self.head = head
-        self.engine = engine
-        self.heartbeat_interval = heartbeat_interval
-        self.clock = clock
-        self.lock = threading.Lock()
-        self.last: HealthReport | None = None
-
-    def report(self, now: datetime | None = None) -> HealthReport:
-        now = now or self.clock()
-        head = self.store_head()
-        try:
-            return read_health(self.engine, head=head, now=now, heartbeat_interval=self.heartbeat_interval)
-        except SQLAlchemyError:
-            # The read models cannot be read: report what is known (readiness says why).
-            return assess(now=now, head=head, agent=AgentHealth(status="none"), projections=[],
-                          open_connections=None)
-
-    def recent(self, max_age: float) -> HealthReport:
-        """A report at most `max_age` seconds old (by the clock), so probes may poll hard.
-
-        The agent's status depends on the clock, so this cache is by age, not by log position.
-        """
-        now = self.clock()
-        with self.lock:
-            last = self.last
-            if last is None or not 0 <= (now - last.checked_at).total_seconds() < max_age:
-                last = self.last = self.report(now)
-            return last
-
-    def store_head(self) -> int | None:
-        """The log head, or None when the event store cannot be reached."""
-        try:
-            return self.head()
-        except Exception:  # noqa: BLE001 - any driver error means the same thing here: unreachable
-            logger.warning("the event store is unreachable", exc_info=True)
-            return None

@@ -25,6 +25,7 @@ import msgspec
 from eventsourcing.persistence import IntegrityError
 
 from tradeledger.adapters.candlefiles import Given, candle_paths
+from tradeledger.adapters.errors import Refused
 from tradeledger.adapters.exchange import Exchange
 from tradeledger.adapters.feeds import WARMUP_CANDLES, demo_clock, live_feed, synthetic_start
 from tradeledger.adapters.inputfile import InputFile, input_file
@@ -51,7 +52,7 @@ SYNTHETIC = "SYNTHETIC"  # the demo market's feed source, as the dashboard label
 COMMAND_POLL_SECONDS = 0.1  # a paced agent between candles applies operator commands this often
 
 
-class AgentError(RuntimeError):
+class AgentError(Refused, RuntimeError):
     pass
 
 

@@ -29,7 +29,7 @@ from tradeledger.adapters.services.queries import ReadModelQueries
 from tradeledger.adapters.services.control import AccountMissing, Control
 from tradeledger.adapters.services.gateway import GatewaySessions
 from tradeledger.adapters.services.ports import Clock
-from tradeledger.adapters.services.readmodels import Health
+from tradeledger.adapters.services.health import Health
 from tradeledger.adapters.release import VERSION
 from tradeledger.adapters.telegram import reports
 from tradeledger.domain.control import FORCE_ENTER, FORCE_EXIT, HALT, RESUME, START_ENTRY, STOP_ENTRY
