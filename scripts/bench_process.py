@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -50,8 +50,10 @@ def repeated_file(count: int, folder: Path) -> Path:
     return out
 
 
-def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
-    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child process; it must succeed.
+def timed(command: list[str], env: dict[str, str], cwd: Path, ok: Container[int] = (0,)
+          ) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child process; it must exit with a
+    code in `ok`.
 
     The peak is taken by /usr/bin/time, not from this process's rusage of the child: Linux starts a child's
     peak at its parent's resident size (the address space it forked from), which for `bench_backtest.py`,
@@ -63,7 +65,7 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, fl
         child = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", figures.name, *command], cwd=cwd,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         elapsed = time.perf_counter() - started
-        if child.returncode:
+        if child.returncode not in ok:
             raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{child.stderr.decode()}")
         peak, user, system = figures.read().split()[-3:]
         return elapsed, int(peak) / 1024, float(user) + float(system)

@@ -39,7 +39,7 @@ def one_round(side: Path, store: Path) -> dict[str, tuple[float, float]]:
     figures = {"bare interpreter": (bare_wall, bare_cpu)}
     for name, argv in COMMANDS.items():
         database = [] if name == "--help" else ["--database", f"sqlite:///{store}"]
-        wall, _, cpu = timed([*CLI, *argv, *database], env, side)
+        wall, _, cpu = timed([*CLI, *argv, *database], env, side, ok=(0, 1))  # health: 1 is "degraded"
         figures[name] = (wall, cpu)
     return figures
 
