@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import signal
 import sys
 import threading
@@ -29,8 +30,21 @@ class Progress:
 
 
 def stop_on_signals() -> threading.Event:
-    """An event set by SIGINT or SIGTERM, so loops can finish their tick and record a clean stop."""
+    """An event set by SIGINT or SIGTERM, so loops can finish their tick and record a clean stop.
+
+    The handler runs in the main thread between two bytecodes, also while that thread is inside
+    `stop.wait()` holding the event's lock: `stop.set()` there would wait for that lock forever (an agent
+    once hung so on its SIGTERM). The handler only puts the signal on a queue whose `put` is reentrant, and
+    a thread of its own sets the event.
+    """
     stop = threading.Event()
+    received: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def set_on_signal() -> None:
+        received.get()
+        stop.set()
+
+    threading.Thread(target=set_on_signal, name="stop-on-signal", daemon=True).start()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, lambda signum, _frame: received.put(signum))
     return stop
