@@ -60,7 +60,8 @@ class Composition:
         """`clock`: the wall clock that stamps each append with its recorded time. `read_only`: the store and
         the engine open the database so that nothing can write it (the audits; `database.check_store` first).
         `durable=False`: the event store's commits survive a killed process but not a power loss (a backtest,
-        which is run again from its files; `adapters.eventstore.open_store`)."""
+        which is run again from its files; `adapters.eventstore.open_store`), and a new SQLite store is made
+        for bulk appends (`database.BULK_PAGE_SIZE`)."""
         self.settings = settings
         self.clock = clock
         self.url = settings.database.url
@@ -69,7 +70,7 @@ class Composition:
 
     def migrate(self) -> None:
         """Bring the database schema to head (under the migration lock)."""
-        database.upgrade(self.url)
+        database.upgrade(self.url, page_size=None if self.durable else database.BULK_PAGE_SIZE)
 
     # -- infrastructure -----------------------------------------------------------
 

@@ -18,6 +18,11 @@ MIGRATION_LOCK = 0x7472_6164_656C_6467  # "tradeldg"
 READ_ONLY_OPTIONS = "-c default_transaction_read_only=on"  # libpq options: every transaction is read-only
 EVENT_TABLES = {"sqlite": "stored_events", "postgresql": "tradeledger_events"}  # as migration 0001 creates them
 POSITIONS = {"sqlite": "rowid", "postgresql": "notification_id"}  # the log position, as eventsourcing numbers it
+# The page size of a new SQLite store that is filled in bulk (a backtest's): its rows are events of up to a
+# kilobyte, appended thousands at a time. Measured on a 103,680-candle backtest: 12 % less time than SQLite's
+# 4 KiB pages, 12 % smaller file (docs/benchmarks.md); small durable commits write whole pages, so every other
+# store keeps the default.
+BULK_PAGE_SIZE = 32_768
 
 
 class StoreUnavailable(Exception):
@@ -36,8 +41,9 @@ def ensure_sqlite_directory(url: str) -> None:
         sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_db_engine(url: str, *, read_only: bool = False, **kwargs: object) -> Engine:
-    """`read_only`: no connection can write (and nothing is created: not the SQLite file, not its directory)."""
+def create_db_engine(url: str, *, read_only: bool = False, page_size: int | None = None, **kwargs: object) -> Engine:
+    """`read_only`: no connection can write (and nothing is created: not the SQLite file, not its directory).
+    `page_size`: a SQLite file this engine creates gets pages of that size (an existing one keeps its own)."""
     if read_only:
         target, connect = _read_only(url)
         engine = create_engine(target, **connect, **kwargs)  # type: ignore[arg-type]
@@ -45,6 +51,9 @@ def create_db_engine(url: str, *, read_only: bool = False, **kwargs: object) -> 
         ensure_sqlite_directory(url)
         engine = create_engine(sqlalchemy_url(url), **kwargs)  # type: ignore[arg-type]
     if engine.dialect.name == "sqlite":
+        if page_size is not None:  # before the WAL pragma: a database in WAL mode keeps its page size
+            event.listen(engine, "connect", lambda connection, _record: connection.execute(
+                f"PRAGMA page_size={int(page_size)}"))
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
@@ -134,8 +143,9 @@ def _alembic_config() -> Config:
     return config
 
 
-def upgrade(url: str) -> None:
-    """`alembic upgrade head` on the given database, one process at a time.
+def upgrade(url: str, *, page_size: int | None = None) -> None:
+    """`alembic upgrade head` on the given database, one process at a time; a SQLite file it creates gets
+    pages of `page_size` (default: SQLite's).
 
     Processes started together on a fresh database would each find no schema and all create it. So the
     migrating connection first takes a lock the others queue on; whoever follows finds the schema at head.
@@ -143,7 +153,7 @@ def upgrade(url: str) -> None:
     from alembic import command
 
     config = _alembic_config()
-    engine = create_db_engine(url, poolclass=NullPool)  # closing the connection really ends its session
+    engine = create_db_engine(url, poolclass=NullPool, page_size=page_size)  # closing a connection ends its session
     if engine.dialect.name == "sqlite":
         _begin_exclusive(engine)
     try:

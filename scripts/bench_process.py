@@ -149,7 +149,14 @@ def report(figures: dict[str, dict[str, list[float]]], candles: int) -> None:
         peak = after[figure.replace("whole-process wall s", "peak RSS MB")]
         print(f"{figure.split(':')[0]:10} {candles:,} candles: whole process {candles / after[figure]:,.0f} candles/s, "
               f"{after[figure]:.1f} s wall, peak {peak:,.0f} MB"
-              + "".join(f", {after[figure] / medians[side][figure]:.3f}x {side}'s wall time" for side in befores))
+              + "".join(f", {after[figure] / medians[side][figure]:.3f}x {side}'s wall time"
+                        f" (paired {paired_ratio(figures, side, figure):.3f}x)" for side in befores))
+
+
+def paired_ratio(figures: dict[str, dict[str, list[float]]], side: str, figure: str) -> float:
+    """The median of each round's ratio: a round's two runs are adjacent in time, and a shared machine's
+    speed moves over minutes (rounds of one run differed by 1.5x on the AMD VM of session 6)."""
+    return statistics.median(a / b for a, b in zip(figures["after"][figure], figures[side][figure], strict=True))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from tradeledger.adapters.database import upgrade
+from tradeledger.adapters.database import BULK_PAGE_SIZE, upgrade
 from tradeledger.adapters.eventstore import RECORDED_AT, LedgerStore, open_store, split_state, store_environment
 from tradeledger.domain.ids import market_id
 from tradeledger.domain.market import Market
@@ -181,7 +181,6 @@ def test_an_unknown_synchronous_setting_is_refused(sqlite_url: str) -> None:
         LedgerStore(env=env)
 
 
-
 @pytest.mark.parametrize(("name", "synchronous"), [("backtest", 1), ("agent", 2), ("run", 2)])
 def test_only_a_backtest_gives_up_durability(sqlite_url: str, name: str, synchronous: int) -> None:
     """The CLI opens a backtest's store without an fsync per commit (it is run again from its files), every
@@ -197,3 +196,23 @@ def test_only_a_backtest_gives_up_durability(sqlite_url: str, name: str, synchro
     settings = load_settings(overrides={"database.url": sqlite_url}, environ={})
     with Composition(settings, read_only=spec.reads is not None, durable=spec.durable) as root:
         assert pragmas(root.store, writer=True) == (synchronous, "wal")
+
+
+@pytest.mark.parametrize(("name", "page_size"), [("backtest", BULK_PAGE_SIZE), ("agent", 4096), ("run", 4096)])
+def test_a_backtest_makes_its_new_store_for_bulk_appends(tmp_path: Path, name: str, page_size: int) -> None:
+    """A new store migrated for a backtest has large pages; any other command's the SQLite default, and an
+    existing store keeps its own whoever opens it."""
+    from tradeledger.adapters.cliargs import declared
+    from tradeledger.adapters.composition import Composition
+    from tradeledger.settings import load_settings
+
+    def migrated(url: str, command: str) -> int:
+        settings = load_settings(overrides={"database.url": url}, environ={})
+        with Composition(settings, durable=declared(command).durable) as root:
+            root.migrate()
+        with sqlite3.connect(url.split(":///", 1)[1]) as conn:
+            return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+    new, existing = f"sqlite:///{tmp_path / 'new.sqlite'}", f"sqlite:///{tmp_path / 'existing.sqlite'}"
+    assert migrated(new, name) == page_size
+    assert migrated(existing, "db upgrade") == 4096 and migrated(existing, name) == 4096
