@@ -75,7 +75,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     name = build_parser(None).parse_known_args(argv)[0].command_name
-    declared(name)
+    declared(name)  # its module declares the options the second pass needs
     return build_parser(name).parse_args(argv)
 
 
