@@ -1,6 +1,7 @@
 """The backtest's summary is folded as the events are appended (services.history_tap), not read back from the
 log, and equals the summary read back: on a fresh store, with checkpoints appended around the session's own
-appends (read from the log to fill the gap), and on a store that already holds an earlier run."""
+appends (read from the log to fill the gap), and on a store that already holds an earlier run (read after the
+run, not before its first candle)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,25 @@ def test_a_run_on_a_store_with_history_folds_that_history_first(tmp_path: Any) -
     reads, summary, read_back = backtested(f"sqlite:///{tmp_path}/c.sqlite", [1500, 3000])
     assert summary == read_back
     assert reads[1] > 3000  # the first run's events (candles, signals, fills), read once
+
+
+def test_a_run_on_a_store_with_history_trades_before_it_reads_that_history(tmp_path: Any) -> None:
+    """A restart: the earlier history is read when the summary asks for it, not between the start and the
+    first candle (which it made as slow as a full replay)."""
+    settings = load_settings(overrides={"database.url": f"sqlite:///{tmp_path}/d.sqlite",
+                                        "predictor.name": "sma_cross"}, environ={})
+    with composed(settings) as container:
+        backtest.run(container.agent(settings), container.feed, ETH[:1500], batch_size=100)
+        feed, read_before_each_append = CountingFeed(container.feed), []
+        append = container.feed.append_positions
+
+        def counted(events: Any) -> Any:
+            read_before_each_append.append(feed.events)
+            return append(events)
+
+        container.feed.append_positions = counted  # type: ignore[method-assign]
+        result = backtest.run(container.agent(settings), feed, ETH[:3000], batch_size=100)
+        read_back = backtest.summarise(container.feed, settings.trading.account, result.candles, result.seconds)
+    assert len(read_before_each_append) > 10 and set(read_before_each_append) == {0}
+    assert feed.events > 3000, "the summary read the whole history once, after the run"
+    assert msgspec.json.encode(result) == msgspec.json.encode(read_back)

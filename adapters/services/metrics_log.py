@@ -121,8 +121,12 @@ class HistoryLog:
     def appended(self, first: int, events: Sequence[Recorded], last: int) -> None:
         """Fold an append of log positions `first` to `last` as it is made, so `history` need not read it back:
         `events`, those of its events of the `types` these folds read. What others appended before it (a
-        checkpoint, a command) is read from the log first."""
+        checkpoint, a command) is read from the log first; but a history older than the first append (a run
+        on a store that has one) is left for `history` to read, after the run: read here, it would stand
+        between a restart and its first candle (13 s on a store of 1,000,000 candles)."""
         with self.lock:
+            if self.position == 0 and first > 1:
+                return  # nothing is folded until `history` reads the log from its start
             if first > self.position + 1:
                 self.catch_up(first - 1)
             if events:
