@@ -48,9 +48,10 @@ EVENT_TYPES = event_types()
 # DB-API statements, run on the driver's cursor: SQLAlchemy's row objects cost a third of the read.
 # `{topics}` is empty, or a filter on the stored topic.
 PAGE_QUERIES = {
-    dialect: f"SELECT {at}, originator_id, originator_version, topic, state FROM {EVENT_TABLES[dialect]} "
-             f"WHERE {at} > {mark}{{topics}} ORDER BY {at} LIMIT {mark}"
-    for dialect, at, mark in (("sqlite", POSITIONS["sqlite"], "?"), ("postgresql", POSITIONS["postgresql"], "%s"))
+    dialect: f"SELECT {POSITIONS[dialect]}, originator_id, originator_version, topic, state "
+             f"FROM {EVENT_TABLES[dialect]} WHERE {POSITIONS[dialect]} > {mark}{{topics}} "
+             f"ORDER BY {POSITIONS[dialect]} LIMIT {mark}"
+    for dialect, mark in (("sqlite", "?"), ("postgresql", "%s"))  # each driver's parameter mark
 }
 
 
